@@ -1,0 +1,7 @@
+pub mod diff;
+pub mod duration;
+pub mod hostname;
+pub mod manifest;
+pub mod model;
+pub mod translate;
+pub mod validate;

@@ -1,0 +1,134 @@
+//! Lookup tables over the input objects, built once per translation.
+
+use super::{GATEWAY_GROUP, Problem, name_of, namespace_of};
+use crate::manifest::Object;
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Label the EndpointSlice controller sets to tie a slice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Label the API server puts on every Namespace; selectors commonly rely on it even when
+/// the Namespace object itself was not part of the input.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+type NsName<'a> = (&'a str, &'a str);
+
+#[derive(Default)]
+pub(super) struct Index<'a> {
+    pub classes: BTreeMap<&'a str, &'a GatewayClass>,
+    pub gateways: BTreeMap<NsName<'a>, &'a Gateway>,
+    pub routes: BTreeMap<NsName<'a>, &'a HttpRoute>,
+    pub services: BTreeMap<NsName<'a>, &'a Service>,
+    /// Keyed by namespace and the owning Service's name.
+    pub slices: BTreeMap<NsName<'a>, Vec<&'a EndpointSlice>>,
+    grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
+    namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
+}
+
+/// One side of a cross-namespace reference, for ReferenceGrant checks.
+pub(super) struct RefEnd<'r> {
+    pub group: &'r str,
+    pub kind: &'r str,
+    pub namespace: &'r str,
+}
+
+impl<'a> Index<'a> {
+    /// Indexes `objects`; a second object with the same kind and name is reported and
+    /// ignored so the result does not depend on which file the caller read last.
+    pub fn new(objects: &'a [Object], problems: &mut Vec<Problem>) -> Self {
+        let mut ix = Index::default();
+        let mut seen = BTreeSet::new();
+        for object in objects {
+            let meta = object.metadata();
+            let key = (object.kind(), namespace_of(meta), name_of(meta));
+            if !seen.insert(key) {
+                problems.push(Problem::new(
+                    &object.display(),
+                    "metadata.name",
+                    "defined more than once; the first definition is used",
+                ));
+                continue;
+            }
+            let ns_name = (namespace_of(meta), name_of(meta));
+            match object {
+                Object::GatewayClass(o) => {
+                    ix.classes.insert(name_of(meta), o);
+                }
+                Object::Gateway(o) => {
+                    ix.gateways.insert(ns_name, o);
+                }
+                Object::HttpRoute(o) => {
+                    ix.routes.insert(ns_name, o);
+                }
+                Object::ReferenceGrant(o) => ix.grants.entry(ns_name.0).or_default().push(o),
+                Object::Service(o) => {
+                    ix.services.insert(ns_name, o);
+                }
+                Object::EndpointSlice(o) => {
+                    let service = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
+                    if let Some(service) = service {
+                        let key = (ns_name.0, service.as_str());
+                        ix.slices.entry(key).or_default().push(o);
+                    }
+                }
+                Object::Namespace(o) => {
+                    if let Some(labels) = &o.metadata.labels {
+                        ix.namespace_labels.insert(name_of(meta), labels);
+                    }
+                }
+            }
+        }
+        ix
+    }
+
+    /// The labels of a namespace as a selector sees them.
+    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespace_labels
+            .get(namespace)
+            .map(|l| (*l).clone())
+            .unwrap_or_default();
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), namespace.to_string());
+        labels
+    }
+
+    /// Whether a ReferenceGrant in the target's namespace lets `from` refer to the object
+    /// `to_name` of kind `to`. Same-namespace references need no grant.
+    pub fn reference_allowed(&self, from: &RefEnd<'_>, to: &RefEnd<'_>, to_name: &str) -> bool {
+        if from.namespace == to.namespace {
+            return true;
+        }
+        let grants = self
+            .grants
+            .get(to.namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        grants.iter().any(|g| {
+            let from_ok = g.spec.from.iter().any(|f| {
+                f.group == from.group && f.kind == from.kind && f.namespace == from.namespace
+            });
+            let to_ok = g.spec.to.iter().any(|t| {
+                t.group == to.group
+                    && t.kind == to.kind
+                    && t.name
+                        .as_deref()
+                        .is_none_or(|n| n.is_empty() || n == to_name)
+            });
+            from_ok && to_ok
+        })
+    }
+}
+
+/// How an HTTPRoute appears as the `from` side of a ReferenceGrant.
+pub(super) fn http_route_end(namespace: &str) -> RefEnd<'_> {
+    RefEnd {
+        group: GATEWAY_GROUP,
+        kind: "HTTPRoute",
+        namespace,
+    }
+}

@@ -1,0 +1,70 @@
+//! Gatehouse data plane: a Pingora HTTP proxy whose listeners and routes change at runtime
+//! through deltas, without restarts and without cutting open connections.
+
+pub mod admin;
+pub mod echo;
+pub mod filters;
+pub mod gateway;
+pub mod listeners;
+pub mod mirror;
+pub mod standalone;
+pub mod store;
+pub mod table;
+pub mod tunnel;
+
+use crate::gateway::Gateway;
+use crate::listeners::ListenerManager;
+use crate::store::ConfigStore;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::server::configuration::ServerConf;
+use pingora_proxy::HttpProxy;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub type GatewayApp = HttpProxy<Gateway>;
+
+/// A running data plane inside the current tokio runtime.
+pub struct Proxy {
+    pub store: Arc<ConfigStore>,
+    pub listeners: Arc<ListenerManager<GatewayApp>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Proxy {
+    /// Starts the listener manager; sockets follow the store from here on.
+    pub fn start(threads: usize) -> Proxy {
+        let store = Arc::new(ConfigStore::default());
+        let conf = ServerConf {
+            threads,
+            ..ServerConf::default()
+        };
+        let mut app = HttpProxy::new(Gateway::new(store.clone()), Arc::new(conf));
+        app.handle_init_modules();
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        app.server_options = Some(options);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let listeners = ListenerManager::new(Arc::new(app), shutdown_rx);
+        tokio::spawn(listeners.clone().run(store.clone()));
+        Proxy {
+            store,
+            listeners,
+            shutdown,
+        }
+    }
+
+    /// Serves the admin API on `addr` (which may use port 0); returns the bound address.
+    pub async fn serve_admin(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listeners = self.listeners.clone();
+        let api = admin::AdminApi::new(self.store.clone(), Arc::new(move || listeners.bound()));
+        let app = Arc::new(pingora_core::apps::http_app::HttpServer::new_app(api));
+        listeners::serve(addr, app, self.shutdown.subscribe()).await
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

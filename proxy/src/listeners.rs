@@ -1,0 +1,143 @@
+//! Runtime listener manager: binds and unbinds sockets as listeners come and go in the
+//! table, without a restart. Each socket has its own accept loop; stopping one stops only
+//! its accepting, so connections already open (on it or any other socket) run to the end.
+
+use crate::store::ConfigStore;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::GetSocketDigest;
+use pingora_core::protocols::SocketDigest;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::server::ShutdownWatch;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Sockets that failed to bind (address in use, no permission) are tried again this often.
+const REBIND_INTERVAL: Duration = Duration::from_secs(2);
+
+pub struct ListenerManager<A> {
+    app: Arc<A>,
+    shutdown: ShutdownWatch,
+    bound: Mutex<BTreeMap<SocketAddr, watch::Sender<bool>>>,
+}
+
+impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
+    pub fn new(app: Arc<A>, shutdown: ShutdownWatch) -> Arc<Self> {
+        Arc::new(Self {
+            app,
+            shutdown,
+            bound: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Sockets currently accepting.
+    pub fn bound(&self) -> Vec<SocketAddr> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SocketAddr, watch::Sender<bool>>> {
+        self.bound.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows the store until it is dropped.
+    pub async fn run(self: Arc<Self>, store: Arc<ConfigStore>) {
+        let mut changes = store.subscribe();
+        loop {
+            let wanted: HashSet<SocketAddr> = store.snapshot().socket_addrs().copied().collect();
+            let complete = self.reconcile(&wanted).await;
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(REBIND_INTERVAL), if !complete => {}
+            }
+        }
+    }
+
+    /// Binds what is wanted and not bound, stops what is bound and not wanted. Returns
+    /// false if some socket could not be bound.
+    pub async fn reconcile(&self, wanted: &HashSet<SocketAddr>) -> bool {
+        let stale: Vec<SocketAddr> = self
+            .lock()
+            .keys()
+            .filter(|a| !wanted.contains(a))
+            .copied()
+            .collect();
+        for addr in stale {
+            if let Some(stop) = self.lock().remove(&addr) {
+                let _ = stop.send(true);
+                tracing::info!(%addr, "listener socket closed");
+            }
+        }
+        let mut complete = true;
+        for addr in wanted {
+            if self.lock().contains_key(addr) {
+                continue;
+            }
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let (stop_tx, stop_rx) = watch::channel(false);
+                    self.lock().insert(*addr, stop_tx);
+                    tracing::info!(%addr, "listener socket bound");
+                    tokio::spawn(accept_loop(
+                        listener,
+                        self.app.clone(),
+                        stop_rx,
+                        self.shutdown.clone(),
+                    ));
+                }
+                Err(e) => {
+                    complete = false;
+                    tracing::warn!(%addr, error = %e, "cannot bind listener socket; will retry");
+                }
+            }
+        }
+        complete
+    }
+}
+
+/// Serves one app on its own socket outside the table (the admin API, example backends).
+pub async fn serve<A: ServerApp + Send + Sync + 'static>(
+    addr: SocketAddr,
+    app: Arc<A>,
+    shutdown: ShutdownWatch,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let stop = shutdown.clone();
+    tokio::spawn(accept_loop(listener, app, stop, shutdown));
+    Ok(local)
+}
+
+async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
+    listener: TcpListener,
+    app: Arc<A>,
+    mut stop: watch::Receiver<bool>,
+    shutdown: ShutdownWatch,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut stream = L4Stream::from(tcp);
+        stream.set_socket_digest(SocketDigest::from_raw_fd(stream.as_raw_fd()));
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            app.process_new(Box::new(stream), &shutdown).await;
+        });
+    }
+}

@@ -1,0 +1,128 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gatehouse_proxy::{Proxy, echo::EchoBackend, listeners, standalone};
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::apps::http_app::HttpServer;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "Gatehouse gateway data plane")]
+struct Cli {
+    /// Worker threads; defaults to the number of cores.
+    #[arg(long, global = true, env = "GATEHOUSE_THREADS")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy with an empty table, configured through the admin API.
+    Proxy {
+        /// Admin API address (deltas in, stats out). Keep it on loopback.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
+    /// Serve a directory of Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice...),
+    /// applying every change to it as a delta.
+    Standalone {
+        #[arg(long)]
+        config: PathBuf,
+        /// Address listeners bind when their Gateway names none.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: IpAddr,
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// How often the directory is checked for changes.
+        #[arg(long, default_value_t = 200)]
+        poll_ms: u64,
+    },
+    /// A small echo backend for examples and tests.
+    Echo {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value = "echo")]
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,pingora_core=warn,pingora_proxy=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Proxy { admin } => {
+                let proxy = Proxy::start(threads);
+                let addr = proxy
+                    .serve_admin(admin)
+                    .await
+                    .context("binding admin API")?;
+                tracing::info!(%addr, threads, "proxy ready; admin API listening");
+                wait_for_signal().await;
+                drop(proxy);
+            }
+            Command::Standalone {
+                config,
+                address,
+                admin,
+                poll_ms,
+            } => {
+                let proxy = Proxy::start(threads);
+                if let Some(admin) = admin {
+                    let addr = proxy
+                        .serve_admin(admin)
+                        .await
+                        .context("binding admin API")?;
+                    tracing::info!(%addr, "admin API listening");
+                }
+                let watcher = standalone::Watcher::new(
+                    config,
+                    standalone::options(address),
+                    proxy.store.clone(),
+                );
+                tokio::select! {
+                    _ = watcher.run(Duration::from_millis(poll_ms)) => {}
+                    _ = wait_for_signal() => {}
+                }
+            }
+            Command::Echo { listen, name } => {
+                let mut server = HttpServer::new_app(EchoBackend::new(name.clone()));
+                let mut options = HttpServerOptions::default();
+                options.h2c = true;
+                server.server_options = Some(options);
+                let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+                let addr = listeners::serve(listen, Arc::new(server), stop_rx)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                tracing::info!(%addr, %name, "echo backend listening");
+                wait_for_signal().await;
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,46 @@
+//! The one place config changes: deltas become new table snapshots, published atomically.
+
+use crate::table::{ApplyError, Table};
+use arc_swap::ArcSwap;
+use gatehouse_core::model::Delta;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+pub struct ConfigStore {
+    current: ArcSwap<Table>,
+    /// Writers are serialised so two deltas never race on the same base snapshot.
+    writer: Mutex<()>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for ConfigStore {
+    fn default() -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Table::default()),
+            writer: Mutex::new(()),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
+impl ConfigStore {
+    /// The snapshot a request keeps from start to end.
+    pub fn snapshot(&self) -> Arc<Table> {
+        self.current.load_full()
+    }
+
+    /// Applies the delta whole or not at all; on error the serving table is untouched.
+    pub fn apply(&self, delta: &Delta) -> Result<u64, ApplyError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let next = self.current.load().apply(delta)?;
+        let version = next.version;
+        self.current.store(Arc::new(next));
+        self.changed.send_replace(version);
+        Ok(version)
+    }
+
+    /// Fires after every applied delta (the listener manager rebinds sockets on it).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}

@@ -1,0 +1,279 @@
+//! The routing table: an immutable snapshot that requests read without locks, and that a
+//! delta turns into the next snapshot in O(change).
+//!
+//! Persistent maps (`imbl`) make the copy-on-write cheap: a new snapshot shares every
+//! untouched node with the old one, so a request that started on the old snapshot keeps a
+//! consistent view until it ends, and an update never pays for the size of the table.
+
+pub mod compiled;
+mod hosts;
+
+use crate::table::compiled::{CompileError, CompiledRoute, CompiledRule, RequestView, compile};
+use crate::table::hosts::HostIndex;
+use gatehouse_core::model::{
+    Backend, Certificate, CertificateKey, Delta, Listener, ListenerKey, Resource, ResourceKey,
+    RouteKey,
+};
+use gatehouse_core::{hostname, validate};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Invalid(#[from] validate::InvalidResource),
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+/// A backend as the proxy serves it; the counter spreads requests over endpoints.
+#[derive(Debug)]
+pub struct BackendState {
+    pub backend: Backend,
+    next: AtomicUsize,
+}
+
+impl BackendState {
+    pub fn pick_endpoint(&self) -> Option<SocketAddr> {
+        let eps = &self.backend.endpoints;
+        (!eps.is_empty()).then(|| eps[self.next.fetch_add(1, Ordering::Relaxed) % eps.len()])
+    }
+}
+
+/// One matching entry of a bucket: a route's rule and one of its matches.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub route: Arc<CompiledRoute>,
+    pub rule: u32,
+    pub matched: u32,
+}
+
+impl Entry {
+    pub fn rule(&self) -> &CompiledRule {
+        &self.route.rules[self.rule as usize]
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Table {
+    /// Bumped once per applied delta.
+    pub version: u64,
+    listeners: imbl::HashMap<ListenerKey, Arc<Listener>>,
+    /// Listeners bound to each socket, most specific hostname first.
+    sockets: imbl::HashMap<SocketAddr, Arc<[Arc<Listener>]>>,
+    routes: imbl::HashMap<RouteKey, Arc<CompiledRoute>>,
+    /// Routes naming each listener as a parent, whether or not the listener exists yet.
+    attached: imbl::HashMap<ListenerKey, imbl::OrdSet<RouteKey>>,
+    hosts: imbl::HashMap<ListenerKey, HostIndex>,
+    backends: imbl::HashMap<gatehouse_core::model::BackendKey, Arc<BackendState>>,
+    certificates: imbl::HashMap<CertificateKey, Arc<Certificate>>,
+}
+
+/// Counts for stats and benchmarks.
+#[derive(Debug, serde::Serialize)]
+pub struct TableStats {
+    pub version: u64,
+    pub listeners: usize,
+    pub routes: usize,
+    pub backends: usize,
+    pub certificates: usize,
+}
+
+impl Table {
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            version: self.version,
+            listeners: self.listeners.len(),
+            routes: self.routes.len(),
+            backends: self.backends.len(),
+            certificates: self.certificates.len(),
+        }
+    }
+
+    pub fn socket_addrs(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.sockets.keys()
+    }
+
+    pub fn backend(&self, key: &gatehouse_core::model::BackendKey) -> Option<&Arc<BackendState>> {
+        self.backends.get(key)
+    }
+
+    pub fn listener(&self, key: &ListenerKey) -> Option<&Arc<Listener>> {
+        self.listeners.get(key)
+    }
+
+    /// The listener a request on `socket` for `host` belongs to: exact hostname, then the
+    /// longest wildcard, then a listener without hostname. Listeners bound to the wildcard
+    /// address also serve connections accepted on a specific local address of that port.
+    pub fn select_listener(&self, socket: SocketAddr, host: &str) -> Option<&Arc<Listener>> {
+        let on_socket = self.sockets.get(&socket).or_else(|| {
+            let any = match socket {
+                SocketAddr::V4(_) => std::net::IpAddr::from([0u8; 4]),
+                SocketAddr::V6(_) => std::net::IpAddr::from([0u16; 8]),
+            };
+            self.sockets.get(&SocketAddr::new(any, socket.port()))
+        })?;
+        on_socket.iter().find(|l| match &l.hostname {
+            Some(h) => hostname::matches(h, host),
+            None => true,
+        })
+    }
+
+    /// The best match for a request on a listener, per the spec's precedence.
+    pub fn route(
+        &self,
+        listener: &ListenerKey,
+        host: &str,
+        req: &RequestView<'_>,
+    ) -> Option<Entry> {
+        self.hosts.get(listener)?.lookup(host, req)
+    }
+
+    /// Applies a delta atomically: validated and compiled first, so a bad resource leaves the
+    /// table as it was.
+    pub fn apply(&self, delta: &Delta) -> Result<Table, ApplyError> {
+        let mut compiled = Vec::with_capacity(delta.upserts.len());
+        for resource in &delta.upserts {
+            validate::validate(resource)?;
+            if let Resource::HttpRoute(route) = resource {
+                compiled.push(Arc::new(compile(route)?));
+            }
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        for key in &delta.removals {
+            next.remove(key);
+        }
+        let mut compiled = compiled.into_iter();
+        for resource in &delta.upserts {
+            match resource {
+                Resource::Listener(l) => next.upsert_listener(l),
+                Resource::HttpRoute(_) => {
+                    let route = compiled.next().expect("compiled in the same order");
+                    next.upsert_route(route);
+                }
+                Resource::Backend(b) => {
+                    let state = BackendState {
+                        backend: b.clone(),
+                        next: AtomicUsize::new(0),
+                    };
+                    next.backends.insert(b.key.clone(), Arc::new(state));
+                }
+                Resource::Certificate(c) => {
+                    next.certificates.insert(c.key.clone(), Arc::new(c.clone()));
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    fn remove(&mut self, key: &ResourceKey) {
+        match key {
+            ResourceKey::Listener(k) => self.remove_listener(k),
+            ResourceKey::HttpRoute(k) => self.remove_route(k),
+            ResourceKey::Backend(k) => {
+                self.backends.remove(k);
+            }
+            ResourceKey::Certificate(k) => {
+                self.certificates.remove(k);
+            }
+        }
+    }
+
+    fn upsert_listener(&mut self, listener: &Listener) {
+        let listener = Arc::new(listener.clone());
+        let old = self
+            .listeners
+            .insert(listener.key.clone(), listener.clone());
+        let rebind = old.as_ref().is_none_or(|o| {
+            o.socket_addr() != listener.socket_addr() || o.hostname != listener.hostname
+        });
+        if let Some(old) = &old
+            && old.socket_addr() != listener.socket_addr()
+        {
+            self.rebuild_socket(old.socket_addr());
+        }
+        if rebind {
+            self.rebuild_socket(listener.socket_addr());
+            // Effective hostnames depend on the listener's hostname: re-index its routes.
+            let mut index = HostIndex::default();
+            if let Some(keys) = self.attached.get(&listener.key) {
+                for key in keys {
+                    if let Some(route) = self.routes.get(key) {
+                        index.insert(listener.hostname.as_deref(), route);
+                    }
+                }
+            }
+            self.hosts.insert(listener.key.clone(), index);
+        }
+    }
+
+    fn remove_listener(&mut self, key: &ListenerKey) {
+        if let Some(old) = self.listeners.remove(key) {
+            self.rebuild_socket(old.socket_addr());
+        }
+        self.hosts.remove(key);
+    }
+
+    fn rebuild_socket(&mut self, addr: SocketAddr) {
+        let mut on_socket: Vec<Arc<Listener>> = self
+            .listeners
+            .values()
+            .filter(|l| l.socket_addr() == addr)
+            .cloned()
+            .collect();
+        if on_socket.is_empty() {
+            self.sockets.remove(&addr);
+            return;
+        }
+        on_socket.sort_by(|a, b| {
+            hosts::specificity(a.hostname.as_deref())
+                .cmp(&hosts::specificity(b.hostname.as_deref()))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        self.sockets.insert(addr, on_socket.into());
+    }
+
+    fn upsert_route(&mut self, route: Arc<CompiledRoute>) {
+        self.remove_route(&route.key);
+        for parent in route.parents.iter() {
+            let mut keys = self.attached.get(parent).cloned().unwrap_or_default();
+            keys.insert(route.key.clone());
+            self.attached.insert(parent.clone(), keys);
+            if let Some(listener) = self.listeners.get(parent) {
+                let hostname = listener.hostname.clone();
+                let mut index = self.hosts.get(parent).cloned().unwrap_or_default();
+                index.insert(hostname.as_deref(), &route);
+                self.hosts.insert(parent.clone(), index);
+            }
+        }
+        self.routes.insert(route.key.clone(), route);
+    }
+
+    fn remove_route(&mut self, key: &RouteKey) {
+        let Some(old) = self.routes.remove(key) else {
+            return;
+        };
+        for parent in old.parents.iter() {
+            if let Some(mut keys) = self.attached.get(parent).cloned() {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.attached.remove(parent);
+                } else {
+                    self.attached.insert(parent.clone(), keys);
+                }
+            }
+            if let Some(listener) = self.listeners.get(parent) {
+                let hostname = listener.hostname.clone();
+                if let Some(mut index) = self.hosts.get(parent).cloned() {
+                    index.remove(hostname.as_deref(), &old);
+                    self.hosts.insert(parent.clone(), index);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

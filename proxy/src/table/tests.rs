@@ -1,0 +1,357 @@
+//! Table behaviour: apply deltas, then ask which route a request lands on.
+
+use super::*;
+use gatehouse_core::model::{
+    BackendKey, BackendTarget, HttpMatch, HttpRoute, HttpRule, ListenerProtocol, PathMatch,
+    WeightedBackend,
+};
+use http::{HeaderMap, Method};
+
+const SOCKET: &str = "127.0.0.1:8080";
+
+fn listener(name: &str, hostname: Option<&str>) -> Resource {
+    Resource::Listener(Listener {
+        key: ListenerKey::new("ns", "gw", name),
+        version: 1,
+        address: "127.0.0.1".parse().unwrap(),
+        port: 8080,
+        protocol: ListenerProtocol::Http,
+        hostname: hostname.map(str::to_string),
+        tls: None,
+    })
+}
+
+fn rule(path: PathMatch, backend: &str) -> HttpRule {
+    HttpRule {
+        matches: vec![HttpMatch {
+            path,
+            ..Default::default()
+        }],
+        backends: vec![WeightedBackend {
+            target: BackendTarget::Service(BackendKey(backend.into())),
+            weight: 1,
+            filters: vec![],
+        }],
+        ..Default::default()
+    }
+}
+
+fn route(name: &str, hostnames: &[&str], parents: &[&str], rules: Vec<HttpRule>) -> HttpRoute {
+    HttpRoute {
+        key: RouteKey::new("ns", name),
+        version: 1,
+        created_ms: 0,
+        hostnames: hostnames.iter().map(|h| h.to_string()).collect(),
+        parents: parents
+            .iter()
+            .map(|l| ListenerKey::new("ns", "gw", l))
+            .collect(),
+        rules,
+    }
+}
+
+fn prefix(p: &str) -> PathMatch {
+    PathMatch::PathPrefix(p.into())
+}
+
+fn apply(table: &Table, upserts: Vec<Resource>, removals: Vec<ResourceKey>) -> Table {
+    table
+        .apply(&Delta { upserts, removals })
+        .expect("delta applies")
+}
+
+/// The backend a GET for `host` + `path` reaches, or None for a 404.
+fn lookup(table: &Table, host: &str, path: &str) -> Option<String> {
+    let headers = HeaderMap::new();
+    let req = RequestView {
+        method: &Method::GET,
+        path,
+        query: None,
+        headers: &headers,
+    };
+    let listener = table.select_listener(SOCKET.parse().unwrap(), host)?;
+    let entry = table.route(&listener.key, host, &req)?;
+    match &entry.rule().backends[0].target {
+        BackendTarget::Service(k) => Some(k.0.clone()),
+        BackendTarget::Invalid(r) => Some(format!("invalid: {r}")),
+    }
+}
+
+#[test]
+fn exact_hostname_beats_wildcard_and_falls_through_by_path() {
+    let t = apply(
+        &Table::default(),
+        vec![
+            listener("http", None),
+            Resource::HttpRoute(route(
+                "exact",
+                &["a.example.com"],
+                &["http"],
+                vec![rule(prefix("/only"), "exact")],
+            )),
+            Resource::HttpRoute(route(
+                "wild",
+                &["*.example.com"],
+                &["http"],
+                vec![rule(prefix("/"), "wild")],
+            )),
+            Resource::HttpRoute(route(
+                "wilder",
+                &["*.b.example.com"],
+                &["http"],
+                vec![rule(prefix("/"), "wilder")],
+            )),
+        ],
+        vec![],
+    );
+    assert_eq!(
+        lookup(&t, "a.example.com", "/only/x").as_deref(),
+        Some("exact")
+    );
+    // The exact hostname's routes do not match this path: the wildcard serves it.
+    assert_eq!(
+        lookup(&t, "a.example.com", "/other").as_deref(),
+        Some("wild")
+    );
+    assert_eq!(lookup(&t, "x.y.example.com", "/").as_deref(), Some("wild"));
+    assert_eq!(
+        lookup(&t, "c.b.example.com", "/").as_deref(),
+        Some("wilder")
+    );
+    assert_eq!(lookup(&t, "example.com", "/"), None);
+}
+
+#[test]
+fn listener_hostname_intersects_route_hostnames() {
+    let t = apply(
+        &Table::default(),
+        vec![
+            listener("wild", Some("*.example.com")),
+            Resource::HttpRoute(route(
+                "r",
+                &["foo.example.com", "bar.other.org"],
+                &["wild"],
+                vec![rule(prefix("/"), "b")],
+            )),
+            Resource::HttpRoute(route(
+                "any",
+                &[],
+                &["wild"],
+                vec![rule(prefix("/any"), "any")],
+            )),
+        ],
+        vec![],
+    );
+    assert_eq!(lookup(&t, "foo.example.com", "/").as_deref(), Some("b"));
+    assert_eq!(lookup(&t, "bar.other.org", "/"), None);
+    // A route without hostnames takes the listener's.
+    assert_eq!(
+        lookup(&t, "zzz.example.com", "/any").as_deref(),
+        Some("any")
+    );
+    assert_eq!(lookup(&t, "zzz.other.org", "/any"), None);
+}
+
+#[test]
+fn listeners_on_one_socket_are_isolated_by_hostname() {
+    let t = apply(
+        &Table::default(),
+        vec![
+            listener("empty", None),
+            listener("wild", Some("*.example.com")),
+            listener("exact", Some("foo.example.com")),
+            Resource::HttpRoute(route(
+                "e",
+                &[],
+                &["empty"],
+                vec![rule(prefix("/"), "empty")],
+            )),
+            Resource::HttpRoute(route("w", &[], &["wild"], vec![rule(prefix("/"), "wild")])),
+            Resource::HttpRoute(route(
+                "x",
+                &[],
+                &["exact"],
+                vec![rule(prefix("/x"), "exact")],
+            )),
+        ],
+        vec![],
+    );
+    assert_eq!(
+        lookup(&t, "foo.example.com", "/x").as_deref(),
+        Some("exact")
+    );
+    // foo.example.com belongs to the exact listener: its other paths do not leak to others.
+    assert_eq!(lookup(&t, "foo.example.com", "/y"), None);
+    assert_eq!(lookup(&t, "bar.example.com", "/y").as_deref(), Some("wild"));
+    assert_eq!(lookup(&t, "other.org", "/y").as_deref(), Some("empty"));
+}
+
+#[test]
+fn precedence_across_routes_uses_age_then_name_then_rule_order() {
+    let mut old = route("zzz-old", &[], &["http"], vec![rule(prefix("/p"), "old")]);
+    old.created_ms = 1;
+    let mut young_a = route(
+        "aaa-young",
+        &[],
+        &["http"],
+        vec![rule(prefix("/p"), "young-a")],
+    );
+    young_a.created_ms = 2;
+    let mut young_b = route(
+        "bbb-young",
+        &[],
+        &["http"],
+        vec![rule(prefix("/q"), "young-b")],
+    );
+    young_b.created_ms = 2;
+    let mut same_b = route("bbb", &[], &["http"], vec![rule(prefix("/q"), "bbb")]);
+    same_b.created_ms = 2;
+    let longer = route(
+        "longer",
+        &[],
+        &["http"],
+        vec![rule(prefix("/p/long"), "longer")],
+    );
+    let exact = route(
+        "exact",
+        &[],
+        &["http"],
+        vec![
+            rule(PathMatch::Exact("/p/long/x".into()), "exact-first"),
+            rule(PathMatch::Exact("/p/long/x".into()), "exact-second"),
+        ],
+    );
+    let t = apply(
+        &Table::default(),
+        vec![
+            listener("http", None),
+            Resource::HttpRoute(young_a),
+            Resource::HttpRoute(old),
+            Resource::HttpRoute(young_b),
+            Resource::HttpRoute(same_b),
+            Resource::HttpRoute(longer),
+            Resource::HttpRoute(exact),
+        ],
+        vec![],
+    );
+    assert_eq!(lookup(&t, "h", "/p").as_deref(), Some("old"));
+    assert_eq!(lookup(&t, "h", "/q").as_deref(), Some("bbb"));
+    assert_eq!(lookup(&t, "h", "/p/long/y").as_deref(), Some("longer"));
+    assert_eq!(lookup(&t, "h", "/p/long/x").as_deref(), Some("exact-first"));
+}
+
+#[test]
+fn updates_replace_removals_remove_and_late_listeners_attach() {
+    let r1 = route(
+        "r",
+        &["a.example.com"],
+        &["http"],
+        vec![rule(prefix("/"), "v1")],
+    );
+    // The route arrives before its listener.
+    let t = apply(&Table::default(), vec![Resource::HttpRoute(r1)], vec![]);
+    assert_eq!(lookup(&t, "a.example.com", "/"), None);
+    let t = apply(&t, vec![listener("http", None)], vec![]);
+    assert_eq!(lookup(&t, "a.example.com", "/").as_deref(), Some("v1"));
+
+    let r2 = route(
+        "r",
+        &["b.example.com"],
+        &["http"],
+        vec![rule(prefix("/"), "v2")],
+    );
+    let t2 = apply(&t, vec![Resource::HttpRoute(r2)], vec![]);
+    assert_eq!(lookup(&t2, "a.example.com", "/"), None);
+    assert_eq!(lookup(&t2, "b.example.com", "/").as_deref(), Some("v2"));
+    // The previous snapshot still answers as before: in-flight requests keep their view.
+    assert_eq!(lookup(&t, "a.example.com", "/").as_deref(), Some("v1"));
+
+    let t3 = apply(
+        &t2,
+        vec![],
+        vec![ResourceKey::Listener(ListenerKey::new("ns", "gw", "http"))],
+    );
+    assert_eq!(lookup(&t3, "b.example.com", "/"), None);
+    assert!(t3.socket_addrs().next().is_none());
+    let t4 = apply(&t3, vec![listener("http", None)], vec![]);
+    assert_eq!(lookup(&t4, "b.example.com", "/").as_deref(), Some("v2"));
+    let t5 = apply(
+        &t4,
+        vec![],
+        vec![ResourceKey::HttpRoute(RouteKey::new("ns", "r"))],
+    );
+    assert_eq!(lookup(&t5, "b.example.com", "/"), None);
+    assert_eq!(t5.stats().routes, 0);
+}
+
+#[test]
+fn listener_hostname_change_reindexes_its_routes() {
+    let t = apply(
+        &Table::default(),
+        vec![
+            listener("l", Some("*.one.test")),
+            Resource::HttpRoute(route("r", &[], &["l"], vec![rule(prefix("/"), "b")])),
+        ],
+        vec![],
+    );
+    assert_eq!(lookup(&t, "x.one.test", "/").as_deref(), Some("b"));
+    let t = apply(&t, vec![listener("l", Some("*.two.test"))], vec![]);
+    assert_eq!(lookup(&t, "x.one.test", "/"), None);
+    assert_eq!(lookup(&t, "x.two.test", "/").as_deref(), Some("b"));
+}
+
+#[test]
+fn a_bad_resource_rejects_the_whole_delta() {
+    let t = apply(
+        &Table::default(),
+        vec![
+            listener("http", None),
+            Resource::HttpRoute(route(
+                "good",
+                &[],
+                &["http"],
+                vec![rule(prefix("/"), "good")],
+            )),
+        ],
+        vec![],
+    );
+    let bad = route(
+        "bad",
+        &[],
+        &["http"],
+        vec![rule(PathMatch::RegularExpression("([".into()), "bad")],
+    );
+    let replacement = route("good", &[], &["http"], vec![rule(prefix("/"), "changed")]);
+    let err = t
+        .apply(&Delta {
+            upserts: vec![Resource::HttpRoute(replacement), Resource::HttpRoute(bad)],
+            removals: vec![],
+        })
+        .err()
+        .expect("bad regex is refused");
+    let message = err.to_string();
+    assert!(message.contains("ns/bad"), "{message}");
+    assert!(message.contains("rules[0].matches[0].path"), "{message}");
+    assert_eq!(lookup(&t, "h", "/").as_deref(), Some("good"));
+}
+
+#[test]
+fn many_routes_on_distinct_hosts_each_resolve() {
+    let mut upserts = vec![listener("http", None)];
+    for i in 0..2_000 {
+        upserts.push(Resource::HttpRoute(route(
+            &format!("r{i}"),
+            &[&format!("r{i}.example.com")],
+            &["http"],
+            vec![rule(prefix("/"), &format!("b{i}"))],
+        )));
+    }
+    let t = apply(&Table::default(), upserts, vec![]);
+    for i in (0..2_000).step_by(97) {
+        assert_eq!(
+            lookup(&t, &format!("r{i}.example.com"), "/"),
+            Some(format!("b{i}"))
+        );
+    }
+    assert_eq!(lookup(&t, "r2000.example.com", "/"), None);
+}
