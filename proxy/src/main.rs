@@ -8,6 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+// Many small, long-lived allocations (one set per route): mimalloc keeps RSS closer to
+// what is live than the system allocator does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "gatehouse", version, about = "Gatehouse gateway data plane")]
 struct Cli {

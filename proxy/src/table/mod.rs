@@ -55,6 +55,22 @@ impl Entry {
     }
 }
 
+/// A route held by pointer but compared by key, so sets of routes cost a pointer each.
+#[derive(Clone, Debug)]
+struct RouteRef(Arc<CompiledRoute>);
+
+impl PartialEq for RouteRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+impl Eq for RouteRef {}
+impl std::hash::Hash for RouteRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.key.hash(state)
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct Table {
     /// Bumped once per applied delta.
@@ -64,7 +80,7 @@ pub struct Table {
     sockets: imbl::HashMap<SocketAddr, Arc<[Arc<Listener>]>>,
     routes: imbl::HashMap<RouteKey, Arc<CompiledRoute>>,
     /// Routes naming each listener as a parent, whether or not the listener exists yet.
-    attached: imbl::HashMap<ListenerKey, imbl::OrdSet<RouteKey>>,
+    attached: imbl::HashMap<ListenerKey, imbl::HashSet<RouteRef>>,
     hosts: imbl::HashMap<ListenerKey, HostIndex>,
     backends: imbl::HashMap<gatehouse_core::model::BackendKey, Arc<BackendState>>,
     certificates: imbl::HashMap<CertificateKey, Arc<Certificate>>,
@@ -198,12 +214,8 @@ impl Table {
             self.rebuild_socket(listener.socket_addr());
             // Effective hostnames depend on the listener's hostname: re-index its routes.
             let mut index = HostIndex::default();
-            if let Some(keys) = self.attached.get(&listener.key) {
-                for key in keys {
-                    if let Some(route) = self.routes.get(key) {
-                        index.insert(listener.hostname.as_deref(), route);
-                    }
-                }
+            for route in self.attached.get(&listener.key).into_iter().flatten() {
+                index.insert(listener.hostname.as_deref(), &route.0);
             }
             self.hosts.insert(listener.key.clone(), index);
         }
@@ -237,15 +249,19 @@ impl Table {
 
     fn upsert_route(&mut self, route: Arc<CompiledRoute>) {
         self.remove_route(&route.key);
+        // Mutating through get_mut edits nodes this snapshot already owns in place, instead of
+        // copying a path of shared nodes for every route of a large delta.
         for parent in route.parents.iter() {
-            let mut keys = self.attached.get(parent).cloned().unwrap_or_default();
-            keys.insert(route.key.clone());
-            self.attached.insert(parent.clone(), keys);
+            self.attached
+                .entry(parent.clone())
+                .or_default()
+                .insert(RouteRef(route.clone()));
             if let Some(listener) = self.listeners.get(parent) {
                 let hostname = listener.hostname.clone();
-                let mut index = self.hosts.get(parent).cloned().unwrap_or_default();
-                index.insert(hostname.as_deref(), &route);
-                self.hosts.insert(parent.clone(), index);
+                self.hosts
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(hostname.as_deref(), &route);
             }
         }
         self.routes.insert(route.key.clone(), route);
@@ -256,19 +272,16 @@ impl Table {
             return;
         };
         for parent in old.parents.iter() {
-            if let Some(mut keys) = self.attached.get(parent).cloned() {
-                keys.remove(key);
-                if keys.is_empty() {
+            if let Some(routes) = self.attached.get_mut(parent) {
+                routes.remove(&RouteRef(old.clone()));
+                if routes.is_empty() {
                     self.attached.remove(parent);
-                } else {
-                    self.attached.insert(parent.clone(), keys);
                 }
             }
             if let Some(listener) = self.listeners.get(parent) {
                 let hostname = listener.hostname.clone();
-                if let Some(mut index) = self.hosts.get(parent).cloned() {
+                if let Some(index) = self.hosts.get_mut(parent) {
                     index.remove(hostname.as_deref(), &old);
-                    self.hosts.insert(parent.clone(), index);
                 }
             }
         }
