@@ -28,22 +28,13 @@ pub fn send(target: SocketAddr, req: &RequestHeader) {
 }
 
 fn encode_head(req: &RequestHeader) -> Vec<u8> {
-    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = format!("{} {} HTTP/1.1\r\n", req.method, path).into_bytes();
-    for (name, value) in req.headers.iter() {
-        if matches!(
-            name.as_str(),
+    let framing = |name: &str| {
+        matches!(
+            name,
             "content-length" | "transfer-encoding" | "connection" | "upgrade" | "keep-alive"
-        ) {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"content-length: 0\r\nconnection: close\r\n\r\n");
-    out
+        )
+    };
+    crate::tunnel::encode_head(req, framing, b"content-length: 0\r\nconnection: close\r\n")
 }
 
 #[cfg(test)]

@@ -20,18 +20,25 @@ const MAX_HEAD: usize = 64 << 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serialises the request head exactly as it goes to the backend.
-pub fn encode_request(req: &RequestHeader) -> Vec<u8> {
+/// Serialises an HTTP/1.1 request head, leaving out the headers `skip` names and ending
+/// with `extra` (already formatted header lines).
+pub fn encode_head(req: &RequestHeader, skip: impl Fn(&str) -> bool, extra: &[u8]) -> Vec<u8> {
     let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = format!("{} {target} HTTP/1.1\r\n", req.method).into_bytes();
-    for (name, value) in req.headers.iter() {
+    for (name, value) in req.headers.iter().filter(|(n, _)| !skip(n.as_str())) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(extra);
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// The request head exactly as it goes to the backend.
+pub fn encode_request(req: &RequestHeader) -> Vec<u8> {
+    encode_head(req, |_| false, b"")
 }
 
 /// Parses a response head; returns it and how many bytes it took, or None if incomplete.

@@ -14,9 +14,9 @@ type Bucket = Arc<[Entry]>;
 
 #[derive(Clone, Default)]
 pub struct HostIndex {
-    exact: imbl::HashMap<Box<str>, Bucket>,
+    exact: imbl::OrdMap<Box<str>, Bucket>,
     /// Keyed by the suffix a wildcard stands for: `*.example.com` is stored as `.example.com`.
-    wildcard: imbl::HashMap<Box<str>, Bucket>,
+    wildcard: imbl::OrdMap<Box<str>, Bucket>,
     any: Option<Bucket>,
 }
 

@@ -4,6 +4,8 @@
 //! Persistent maps (`imbl`) make the copy-on-write cheap: a new snapshot shares every
 //! untouched node with the old one, so a request that started on the old snapshot keeps a
 //! consistent view until it ends, and an update never pays for the size of the table.
+//! Maps that grow with the number of routes are B-trees (`OrdMap`): their nodes stay full,
+//! where a hash trie at 100k entries leaves most slots of its leaves empty.
 
 pub mod compiled;
 mod hosts;
@@ -55,7 +57,7 @@ impl Entry {
     }
 }
 
-/// A route held by pointer but compared by key, so sets of routes cost a pointer each.
+/// A route held by pointer but ordered by key, so sets of routes cost a pointer each.
 #[derive(Clone, Debug)]
 struct RouteRef(Arc<CompiledRoute>);
 
@@ -65,9 +67,14 @@ impl PartialEq for RouteRef {
     }
 }
 impl Eq for RouteRef {}
-impl std::hash::Hash for RouteRef {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.key.hash(state)
+impl PartialOrd for RouteRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for RouteRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.key.cmp(&other.0.key)
     }
 }
 
@@ -78,9 +85,9 @@ pub struct Table {
     listeners: imbl::HashMap<ListenerKey, Arc<Listener>>,
     /// Listeners bound to each socket, most specific hostname first.
     sockets: imbl::HashMap<SocketAddr, Arc<[Arc<Listener>]>>,
-    routes: imbl::HashMap<RouteKey, Arc<CompiledRoute>>,
+    routes: imbl::OrdMap<RouteKey, Arc<CompiledRoute>>,
     /// Routes naming each listener as a parent, whether or not the listener exists yet.
-    attached: imbl::HashMap<ListenerKey, imbl::HashSet<RouteRef>>,
+    attached: imbl::HashMap<ListenerKey, imbl::OrdSet<RouteRef>>,
     hosts: imbl::HashMap<ListenerKey, HostIndex>,
     backends: imbl::HashMap<gatehouse_core::model::BackendKey, Arc<BackendState>>,
     certificates: imbl::HashMap<CertificateKey, Arc<Certificate>>,
