@@ -1,34 +1,26 @@
 //! Kubernetes label selectors, as used by `allowedRoutes.namespaces.selector`.
 
+use crate::selector::Requirement;
 use gateway_api::experimental::gateways::GatewayListenersAllowedRoutesNamespacesSelector as Selector;
 use std::collections::BTreeMap;
 
-/// Whether `labels` satisfy every requirement of `selector`; an empty selector selects
-/// everything, as in Kubernetes. An unknown operator is an error rather than a silent
-/// mismatch so the Gateway's author hears about it.
+/// Whether `labels` satisfy the selector; an unknown operator is an error rather than a
+/// silent mismatch so the Gateway's author hears about it.
 pub(super) fn matches(
     selector: &Selector,
     labels: &BTreeMap<String, String>,
 ) -> Result<bool, String> {
-    let labels_ok = selector
-        .match_labels
+    let requirements = selector
+        .match_expressions
         .iter()
         .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let mut expressions_ok = true;
-    for e in selector.match_expressions.iter().flatten() {
-        let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
-        let ok = match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            other => return Err(format!("unknown selector operator {other:?}")),
-        };
-        expressions_ok &= ok;
-    }
-    Ok(labels_ok && expressions_ok)
+        .map(|e| Requirement {
+            key: &e.key,
+            operator: &e.operator,
+            values: e.values.as_deref().unwrap_or_default(),
+        });
+    crate::selector::matches(selector.match_labels.as_ref(), requirements, labels)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,157 @@
+//! The world the policy decides against, indexed once so each decision is a few hash lookups.
+
+use crate::claims::ClaimIndex;
+use crate::object::{Object, Seniority};
+use crate::tenancy::{TenancyIndex, labels, namespace_name};
+use crate::usage::UsageIndex;
+use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GrpcRoute;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use k8s_openapi::api::core::v1::Namespace;
+use std::collections::{BTreeMap, HashMap};
+
+/// Position of a Tenant in [`Snapshot::tenants`], which is sorted oldest first: a lower id
+/// is the senior tenant in every tie.
+pub(crate) type TenantId = usize;
+
+/// The current objects, as listed from the cluster (or a fixture).
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    pub tenants: Vec<Tenant>,
+    pub namespaces: Vec<Namespace>,
+    pub tenant_routes: Vec<TenantRoute>,
+    pub tenant_certificates: Vec<TenantCertificate>,
+    pub http_routes: Vec<HttpRoute>,
+    pub grpc_routes: Vec<GrpcRoute>,
+    pub tls_routes: Vec<TlsRoute>,
+    pub reference_grants: Vec<ReferenceGrant>,
+    pub gateways: Vec<Gateway>,
+    pub listener_sets: Vec<ListenerSet>,
+}
+
+impl Objects {
+    /// Files an object under its kind; kinds the policy does not keep are dropped.
+    pub fn push(&mut self, object: Object) {
+        match object {
+            Object::Tenant(o) => self.tenants.push(o),
+            Object::Namespace(o) => self.namespaces.push(o),
+            Object::TenantRoute(o) => self.tenant_routes.push(o),
+            Object::TenantCertificate(o) => self.tenant_certificates.push(o),
+            Object::HttpRoute(o) => self.http_routes.push(o),
+            Object::GrpcRoute(o) => self.grpc_routes.push(o),
+            Object::TlsRoute(o) => self.tls_routes.push(o),
+            Object::ReferenceGrant(o) => self.reference_grants.push(o),
+            Object::Gateway(o) => self.gateways.push(o),
+            Object::ListenerSet(o) => self.listener_sets.push(o),
+            Object::GatewayClass(_) => {}
+        }
+    }
+
+    /// Every object that can use a hostname, as [`Object`]s.
+    pub(crate) fn hostname_users(&self) -> impl Iterator<Item = Object> + '_ {
+        let routes = self.tenant_routes.iter().cloned().map(Object::TenantRoute);
+        let certs = self
+            .tenant_certificates
+            .iter()
+            .cloned()
+            .map(Object::TenantCertificate);
+        let http = self.http_routes.iter().cloned().map(Object::HttpRoute);
+        let grpc = self.grpc_routes.iter().cloned().map(Object::GrpcRoute);
+        let tls = self.tls_routes.iter().cloned().map(Object::TlsRoute);
+        let sets = self.listener_sets.iter().cloned().map(Object::ListenerSet);
+        routes
+            .chain(certs)
+            .chain(http)
+            .chain(grpc)
+            .chain(tls)
+            .chain(sets)
+    }
+}
+
+pub struct Snapshot {
+    pub(crate) tenants: Vec<Tenant>,
+    pub(crate) tenant_ids: HashMap<String, TenantId>,
+    pub(crate) tenancy: TenancyIndex,
+    pub(crate) claims: ClaimIndex,
+    pub(crate) usage: UsageIndex,
+    pub(crate) grants_by_namespace: HashMap<String, Vec<ReferenceGrant>>,
+    /// Name and labels of every namespace, for checking a Tenant's selector on write.
+    pub(crate) namespaces: Vec<(String, BTreeMap<String, String>)>,
+}
+
+impl Snapshot {
+    pub fn new(objects: Objects) -> Self {
+        let mut tenants = objects.tenants.clone();
+        tenants.sort_by_cached_key(|t| Seniority::of(&t.metadata));
+        let tenant_ids = tenants
+            .iter()
+            .enumerate()
+            .map(|(id, t)| (tenant_name(t).to_string(), id))
+            .collect();
+        let tenancy = TenancyIndex::build(&tenants, &objects.namespaces);
+        let claims = ClaimIndex::build(&tenants);
+        let usage = UsageIndex::build(&objects, &tenancy, tenants.len());
+        let mut grants_by_namespace: HashMap<String, Vec<ReferenceGrant>> = HashMap::new();
+        for grant in objects.reference_grants {
+            let ns = grant.metadata.namespace.clone().unwrap_or_default();
+            grants_by_namespace.entry(ns).or_default().push(grant);
+        }
+        let namespaces = objects
+            .namespaces
+            .iter()
+            .map(|ns| (namespace_name(ns).to_string(), labels(ns)))
+            .collect();
+        Self {
+            namespaces,
+            tenants,
+            tenant_ids,
+            tenancy,
+            claims,
+            usage,
+            grants_by_namespace,
+        }
+    }
+
+    pub(crate) fn tenant(&self, id: TenantId) -> &Tenant {
+        &self.tenants[id]
+    }
+
+    pub(crate) fn tenant_name(&self, id: TenantId) -> &str {
+        tenant_name(&self.tenants[id])
+    }
+
+    /// The Tenant named `name`, if it exists in the snapshot.
+    pub fn tenant_by_name(&self, name: &str) -> Option<&Tenant> {
+        self.tenant_ids.get(name).map(|&id| &self.tenants[id])
+    }
+
+    /// Which tenant a namespace belongs to.
+    pub fn namespace_tenant(&self, namespace: &str) -> NamespaceTenant {
+        match self.tenancy.tenants_of(namespace) {
+            [] => NamespaceTenant::None,
+            [one] => NamespaceTenant::One(self.tenant_name(*one).to_string()),
+            many => NamespaceTenant::Conflict(
+                many.iter()
+                    .map(|&id| self.tenant_name(id).to_string())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The answer to "whose namespace is this?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamespaceTenant {
+    None,
+    One(String),
+    /// Selected by several Tenants, oldest first: nobody may act in it until resolved.
+    Conflict(Vec<String>),
+}
+
+pub(crate) fn tenant_name(tenant: &Tenant) -> &str {
+    tenant.metadata.name.as_deref().unwrap_or("")
+}
