@@ -14,17 +14,17 @@ use std::sync::Arc;
 /// Largest delta accepted in one request (a full 1M-route load is sent in batches).
 const MAX_BODY: usize = 512 << 20;
 
-pub struct AdminApi {
+pub struct AdminApi<A> {
     store: Arc<ConfigStore>,
-    bound: Arc<dyn Fn() -> Vec<std::net::SocketAddr> + Send + Sync>,
+    listeners: Arc<crate::listeners::ListenerManager<A>>,
 }
 
-impl AdminApi {
+impl<A> AdminApi<A> {
     pub fn new(
         store: Arc<ConfigStore>,
-        bound: Arc<dyn Fn() -> Vec<std::net::SocketAddr> + Send + Sync>,
+        listeners: Arc<crate::listeners::ListenerManager<A>>,
     ) -> Self {
-        Self { store, bound }
+        Self { store, listeners }
     }
 
     fn apply(&self, body: &[u8]) -> (StatusCode, serde_json::Value) {
@@ -73,7 +73,7 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Vec<u8>> {
 }
 
 #[async_trait]
-impl ServeHttp for AdminApi {
+impl<A: pingora_core::apps::ServerApp + Send + Sync + 'static> ServeHttp for AdminApi<A> {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
@@ -82,7 +82,8 @@ impl ServeHttp for AdminApi {
             ("GET", "/v1/stats") => {
                 let table = self.store.snapshot();
                 let mut stats = serde_json::to_value(table.stats()).unwrap_or_default();
-                stats["boundSockets"] = serde_json::json!((self.bound)());
+                stats["boundSockets"] = serde_json::json!(self.listeners.bound());
+                stats["connections"] = serde_json::json!(self.listeners.connections());
                 json(StatusCode::OK, &stats)
             }
             ("POST", "/v1/delta") => match read_body(session).await {

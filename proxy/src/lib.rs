@@ -56,10 +56,24 @@ impl Proxy {
 
     /// Serves the admin API on `addr` (which may use port 0); returns the bound address.
     pub async fn serve_admin(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let listeners = self.listeners.clone();
-        let api = admin::AdminApi::new(self.store.clone(), Arc::new(move || listeners.bound()));
+        let api = admin::AdminApi::new(self.store.clone(), self.listeners.clone());
         let app = Arc::new(pingora_core::apps::http_app::HttpServer::new_app(api));
         listeners::serve(addr, app, self.shutdown.subscribe()).await
+    }
+}
+
+impl Proxy {
+    /// Graceful stop: no new connections, no more keep-alive reuse, and waits until open
+    /// connections have finished or `grace` has passed. Returns the connections still open.
+    pub async fn drain(&self, grace: std::time::Duration) -> usize {
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.listeners.connections() > 0 && tokio::time::Instant::now() < deadline {
+            // Repeated because a connection finishing a request only starts idling later.
+            self.listeners.close_idle().await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.listeners.connections()
     }
 }
 

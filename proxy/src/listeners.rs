@@ -11,6 +11,7 @@ use pingora_core::server::ShutdownWatch;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -23,6 +24,23 @@ pub struct ListenerManager<A> {
     app: Arc<A>,
     shutdown: ShutdownWatch,
     bound: Mutex<BTreeMap<SocketAddr, watch::Sender<bool>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Counts a connection from accept to close.
+struct ConnectionGuard(Arc<AtomicUsize>);
+
+impl ConnectionGuard {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
@@ -31,7 +49,18 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
             app,
             shutdown,
             bound: Mutex::new(BTreeMap::new()),
+            connections: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Wakes connections idling between keep-alive requests so they close (used when draining).
+    pub async fn close_idle(&self) {
+        self.app.cleanup().await;
+    }
+
+    /// Open downstream connections on table sockets, upgraded tunnels included.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Sockets currently accepting.
@@ -46,11 +75,18 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
     /// Follows the store until it is dropped.
     pub async fn run(self: Arc<Self>, store: Arc<ConfigStore>) {
         let mut changes = store.subscribe();
+        let mut shutdown = self.shutdown.clone();
         loop {
+            if *shutdown.borrow() {
+                // Draining: stop accepting everywhere; open connections finish on their own.
+                self.reconcile(&HashSet::new()).await;
+                return;
+            }
             let wanted: HashSet<SocketAddr> = store.snapshot().socket_addrs().copied().collect();
             let complete = self.reconcile(&wanted).await;
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => {}
                 _ = tokio::time::sleep(REBIND_INTERVAL), if !complete => {}
             }
         }
@@ -86,6 +122,7 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
                         self.app.clone(),
                         stop_rx,
                         self.shutdown.clone(),
+                        Some(self.connections.clone()),
                     ));
                 }
                 Err(e) => {
@@ -107,7 +144,7 @@ pub async fn serve<A: ServerApp + Send + Sync + 'static>(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let stop = shutdown.clone();
-    tokio::spawn(accept_loop(listener, app, stop, shutdown));
+    tokio::spawn(accept_loop(listener, app, stop, shutdown, None));
     Ok(local)
 }
 
@@ -116,6 +153,7 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
     app: Arc<A>,
     mut stop: watch::Receiver<bool>,
     shutdown: ShutdownWatch,
+    connections: Option<Arc<AtomicUsize>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -136,8 +174,10 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
         stream.set_socket_digest(SocketDigest::from_raw_fd(stream.as_raw_fd()));
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let guard = connections.as_ref().map(ConnectionGuard::new);
         tokio::spawn(async move {
             app.process_new(Box::new(stream), &shutdown).await;
+            drop(guard);
         });
     }
 }

@@ -19,6 +19,9 @@ struct Cli {
     /// Worker threads; defaults to the number of cores.
     #[arg(long, global = true, env = "GATEHOUSE_THREADS")]
     threads: Option<usize>,
+    /// On SIGTERM, how long open connections may take to finish before exit.
+    #[arg(long, global = true, default_value_t = 30)]
+    drain_seconds: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let drain_seconds = cli.drain_seconds;
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -80,7 +84,7 @@ fn main() -> anyhow::Result<()> {
                     .context("binding admin API")?;
                 tracing::info!(%addr, threads, "proxy ready; admin API listening");
                 wait_for_signal().await;
-                drop(proxy);
+                drain(&proxy, drain_seconds).await;
             }
             Command::Standalone {
                 config,
@@ -105,6 +109,7 @@ fn main() -> anyhow::Result<()> {
                     _ = watcher.run(Duration::from_millis(poll_ms)) => {}
                     _ = wait_for_signal() => {}
                 }
+                drain(&proxy, drain_seconds).await;
             }
             Command::Echo { listen, name } => {
                 let mut server = HttpServer::new_app(EchoBackend::new(name.clone()));
@@ -121,6 +126,15 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+async fn drain(proxy: &Proxy, seconds: u64) {
+    tracing::info!(
+        connections = proxy.listeners.connections(),
+        "draining: no new connections"
+    );
+    let left = proxy.drain(Duration::from_secs(seconds)).await;
+    tracing::info!(left, "drained");
 }
 
 async fn wait_for_signal() {

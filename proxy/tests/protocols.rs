@@ -187,3 +187,25 @@ async fn a_changed_file_becomes_a_minimal_delta() {
     let report = env.sync();
     assert!(report.applied.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_finishes_open_requests_and_refuses_new_ones() {
+    let env = setup().await;
+    let http = common::client();
+    let slow = tokio::spawn(
+        http.get(env.url("/h1"))
+            .header("x-echo-delay-ms", "400")
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(env.proxy.listeners.connections(), 1);
+    let left = env.proxy.drain(Duration::from_secs(5)).await;
+    assert_eq!(left, 0, "drain waited for the open request");
+    assert_eq!(slow.await.unwrap().unwrap().status(), 200);
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", env.port))
+            .await
+            .is_err(),
+        "no new connections while draining"
+    );
+}
