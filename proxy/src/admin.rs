@@ -82,6 +82,7 @@ impl<A: pingora_core::apps::ServerApp + Send + Sync + 'static> ServeHttp for Adm
             ("GET", "/v1/stats") => {
                 let table = self.store.snapshot();
                 let mut stats = serde_json::to_value(table.stats()).unwrap_or_default();
+                stats["instance"] = serde_json::json!(self.store.instance.to_string());
                 stats["boundSockets"] = serde_json::json!(self.listeners.bound());
                 stats["connections"] = serde_json::json!(self.listeners.connections());
                 json(StatusCode::OK, &stats)

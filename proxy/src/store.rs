@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 pub struct ConfigStore {
+    /// Random per process: a config source that sees it change knows the proxy restarted
+    /// with an empty table and must resend everything.
+    pub instance: u64,
     current: ArcSwap<Table>,
     /// Writers are serialised so two deltas never race on the same base snapshot.
     writer: Mutex<()>,
@@ -16,6 +19,7 @@ pub struct ConfigStore {
 impl Default for ConfigStore {
     fn default() -> Self {
         Self {
+            instance: rand::random(),
             current: ArcSwap::from_pointee(Table::default()),
             writer: Mutex::new(()),
             changed: watch::Sender::new(0),
