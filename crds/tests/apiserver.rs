@@ -84,7 +84,10 @@ fn crds_install_and_validate_on_a_real_apiserver() {
     let out = kubectl(&kc, &["get", "tenantroutes", "-n", "alice-shop"], None);
     ok(&out, "kubectl get tenantroutes");
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains("web") && listing.contains("orders"), "{listing}");
+    assert!(
+        listing.contains("web") && listing.contains("orders"),
+        "{listing}"
+    );
 
     let refused = [
         (
