@@ -1,0 +1,188 @@
+//! Decision latency as the apiserver sees it: a snapshot of 10,000 tenants and 100,000
+//! routes, AdmissionReviews over HTTPS keep-alive from concurrent clients. Run through
+//! `bench-webhook`, which makes the throwaway certificates.
+
+use anyhow::{Context, ensure};
+use clap::Parser;
+use gatehouse_admission_webhook::client::HttpsClient;
+use gatehouse_admission_webhook::metrics::quantile_from_text;
+use gatehouse_admission_webhook::server::{self, ServerConfig};
+use gatehouse_admission_webhook::source::SnapshotSource;
+use gatehouse_admission_webhook::tls::CertFiles;
+use gatehouse_admission_webhook::webhook::Webhook;
+use gatehouse_policy::testkit::{namespace, route, tenant, tenant_user};
+use gatehouse_policy::{Admins, Object, Objects, Policy, Request};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    ca: PathBuf,
+    #[arg(long, default_value_t = 10_000)]
+    tenants: usize,
+    #[arg(long, default_value_t = 10)]
+    routes_per_tenant: usize,
+    #[arg(long, default_value_t = 2_000)]
+    requests: usize,
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+}
+
+/// The same shape as the policy crate's scale test: every tenant owns a wildcard and an
+/// exact domain and has its routes under the wildcard.
+fn world(tenants: usize, routes: usize) -> Objects {
+    let mut w = Objects::default();
+    for t in 0..tenants {
+        let name = format!("t{t}");
+        w.tenants.push(
+            tenant(&name)
+                .created(t as i64)
+                .namespaces(&[&name])
+                .domains(&[
+                    &format!("*.{name}.example.com"),
+                    &format!("{name}.example.org"),
+                ])
+                .allow_unassigned()
+                .listener("gw", "public", &[])
+                .route_limit(1_000)
+                .hostname_limit(1_000)
+                .build(),
+        );
+        w.namespaces.push(namespace(&name, &[]));
+        for r in 0..routes {
+            w.tenant_routes.push(
+                route(&name, &format!("r{r}"))
+                    .hostnames(&[&format!("r{r}.{name}.example.com")])
+                    .tenant_route(),
+            );
+        }
+    }
+    w
+}
+
+/// Every other request is a hijack of the next tenant's route, so both verdicts are timed.
+fn request(i: usize, tenants: usize) -> (Vec<u8>, bool) {
+    let t = (i * 7919) % tenants;
+    let victim = (t + 1) % tenants;
+    let hostnames = [
+        format!("new{i}.t{t}.example.com"),
+        format!("r0.t{victim}.example.com"),
+    ];
+    let allowed = i.is_multiple_of(2);
+    let h: Vec<&str> = hostnames[..if allowed { 1 } else { 2 }]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let object = Object::TenantRoute(
+        route(&format!("t{t}"), &format!("n{i}"))
+            .hostnames(&h)
+            .tenant_route(),
+    );
+    let request = Request::create(object, tenant_user(&format!("t{t}")));
+    let body = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("bench-{i}"),
+            "kind": {"group": "gatehouse.dev", "version": "v1alpha1", "kind": "TenantRoute"},
+            "name": format!("n{i}"),
+            "namespace": format!("t{t}"),
+            "operation": "CREATE",
+            "userInfo": {"username": request.user.username, "groups": request.user.groups},
+            "object": request.object,
+        }
+    });
+    (serde_json::to_vec(&body).expect("serializes"), allowed)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let source = SnapshotSource::fixed(world(args.tenants, args.routes_per_tenant));
+    eprintln!(
+        "snapshot: {} tenants, {} routes, built in {:?}",
+        args.tenants,
+        args.tenants * args.routes_per_tenant,
+        started.elapsed()
+    );
+    let webhook = Arc::new(Webhook::new(
+        Policy::new(Admins::default()),
+        Arc::new(source),
+    ));
+    let server = server::start(
+        webhook,
+        ServerConfig {
+            addr: "127.0.0.1:0".parse()?,
+            cert: CertFiles {
+                cert: args.cert,
+                key: args.key,
+            },
+            metrics_addr: None,
+            cert_poll: Duration::from_secs(1),
+        },
+    )
+    .await?;
+    let ca = std::fs::read(&args.ca).with_context(|| format!("{}", args.ca.display()))?;
+    let client = HttpsClient::new(&ca, server.addr, "localhost")?;
+    let mut workers = tokio::task::JoinSet::new();
+    for c in 0..args.clients {
+        let client = client.clone();
+        let mine: Vec<_> = (c..args.requests)
+            .step_by(args.clients)
+            .map(|i| request(i, args.tenants))
+            .collect();
+        workers.spawn(async move {
+            let mut connection = client.connect().await?;
+            let mut samples = Vec::with_capacity(mine.len());
+            for (body, allowed) in mine {
+                let start = Instant::now();
+                let (status, answer) = connection.post("/validate", body).await?;
+                samples.push(start.elapsed());
+                let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+                ensure!(
+                    status == 200 && answer["response"]["allowed"] == allowed,
+                    "unexpected answer {answer}"
+                );
+            }
+            anyhow::Ok(samples)
+        });
+    }
+    let mut samples = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        samples.extend(done??);
+    }
+    samples.sort();
+    println!(
+        "webhook_decision N={} clients={} p50_ms={:.3} p99_ms={:.3}",
+        samples.len(),
+        args.clients,
+        percentile(&samples, 0.50),
+        percentile(&samples, 0.99)
+    );
+    let (_, metrics) = client.connect().await?.get("/metrics").await?;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let p99 = quantile_from_text(
+        &metrics,
+        "gatehouse_webhook_decision_duration_seconds",
+        0.99,
+    )
+    .context("no decisions in /metrics")?;
+    println!(
+        "webhook_server_decision p99_ms={:.3} (histogram estimate)",
+        p99 * 1e3
+    );
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Command line and the `run` subcommand: serve the webhook against a live cluster.
+
+use crate::server::{self, ServerConfig, ServerError};
+use crate::source::SnapshotSource;
+use crate::tls::CertFiles;
+use crate::watch::{self, Caches, NotSynced};
+use crate::webhook::Webhook;
+use clap::{Args, Parser, Subcommand};
+use gatehouse_policy::{Admins, Policy};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse-admission-webhook", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the cluster and answer AdmissionReviews on `--listen`.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain; re-read every second.
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// PEM private key matching `--tls-cert`; re-read every second.
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Plain-HTTP `/metrics` and `/healthz`; must be a loopback address.
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Groups whose members are admins (`system:masters` always is). Repeatable.
+    #[arg(long = "admin-group")]
+    pub admin_groups: Vec<String>,
+    /// Users who are admins. Repeatable.
+    #[arg(long = "admin-user")]
+    pub admin_users: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("--metrics-addr {0}: unauthenticated metrics are only served on loopback")]
+    MetricsNotLoopback(SocketAddr),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    NotSynced(#[from] NotSynced),
+    #[error("a server task stopped unexpectedly")]
+    Stopped,
+}
+
+impl RunArgs {
+    pub fn policy(&self) -> Policy {
+        let admins = self
+            .admin_groups
+            .iter()
+            .fold(Admins::default(), |a, g| a.with_group(g));
+        let admins = self.admin_users.iter().fold(admins, |a, u| a.with_user(u));
+        Policy::new(admins)
+    }
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    if let Some(addr) = args.metrics_addr
+        && !addr.ip().is_loopback()
+    {
+        return Err(RunError::MetricsNotLoopback(addr));
+    }
+    let source = Arc::new(SnapshotSource::unsynced());
+    let webhook = Arc::new(Webhook::new(args.policy(), source.clone()));
+    // Serve before the caches sync, so the apiserver gets a clear "not synced" denial
+    // instead of a connection refused that it may be configured to ignore.
+    let server = server::start(
+        webhook.clone(),
+        ServerConfig {
+            addr: args.listen,
+            cert: CertFiles {
+                cert: args.tls_cert,
+                key: args.tls_key,
+            },
+            metrics_addr: args.metrics_addr,
+            cert_poll: Duration::from_secs(1),
+        },
+    )
+    .await?;
+    let client = kube::Client::try_default().await?;
+    let changed = Arc::new(Notify::new());
+    let mut watchers = JoinSet::new();
+    let caches = Arc::new(Caches::start(&client, &changed, &mut watchers));
+    let snapshots = watch::keep_current(caches, changed, source, webhook.metrics.clone());
+    tokio::select! {
+        result = snapshots => result?,
+        _ = server.wait() => {}
+        _ = watchers.join_next() => {}
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+    }
+    Err(RunError::Stopped)
+}

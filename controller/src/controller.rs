@@ -1,0 +1,111 @@
+//! The reconcile loop: caches → plan → proxies, then status. The only module that holds
+//! the pieces together; every decision it acts on is made by the pure modules.
+
+use crate::addresses::{Assignment, GatewayKey, Pool};
+use crate::plan::plan;
+use crate::proxies::{self, Config as ProxyConfig, ProxyHandle};
+use crate::status;
+use crate::watch::Caches;
+use crate::writer::StatusWriter;
+use kube::Client;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Admin API of every proxy to program.
+    pub proxies: Vec<SocketAddr>,
+    pub pool: Pool,
+    /// Quiet time after a change before reconciling, so a burst of events costs one pass.
+    pub debounce: Duration,
+}
+
+/// Runs until the future is dropped; dropping it stops every watch and proxy task.
+pub async fn run(client: Client, config: Config) {
+    let mut tasks = JoinSet::new();
+    let changed = Arc::new(Notify::new());
+    let caches = Caches::start(&client, &mut tasks, &changed);
+    tracing::info!("waiting for the watch caches to fill");
+    caches.ready().await;
+    tracing::info!("watch caches ready");
+
+    let (desired, desired_rx) = watch::channel(None);
+    let proxies: Vec<ProxyHandle> = config
+        .proxies
+        .iter()
+        .map(|addr| proxies::spawn(&mut tasks, *addr, desired_rx.clone(), changed.clone()))
+        .collect();
+    let mut reconciler = Reconciler {
+        config,
+        desired,
+        proxies,
+        writer: StatusWriter::new(client),
+        memory: BTreeMap::new(),
+        reported: BTreeSet::new(),
+    };
+    loop {
+        reconciler.reconcile(&caches).await;
+        changed.notified().await;
+        tokio::time::sleep(reconciler.config.debounce).await;
+    }
+}
+
+struct Reconciler {
+    config: Config,
+    desired: watch::Sender<Option<Arc<ProxyConfig>>>,
+    proxies: Vec<ProxyHandle>,
+    writer: StatusWriter,
+    /// Addresses assigned by this process, ahead of what status says (status may lag).
+    memory: BTreeMap<GatewayKey, IpAddr>,
+    /// Problems already logged, so a standing problem is logged once.
+    reported: BTreeSet<String>,
+}
+
+impl Reconciler {
+    async fn reconcile(&mut self, caches: &Caches) {
+        let objects = caches.objects();
+        let plan = plan(&objects, &self.config.pool, &self.memory);
+        self.memory = plan
+            .addresses
+            .iter()
+            .filter_map(|(k, a)| match a {
+                Assignment::Assigned(ip) => Some((k.clone(), *ip)),
+                _ => None,
+            })
+            .collect();
+        self.log_problems(&plan.translation.problems);
+
+        let resources = &plan.translation.resources;
+        self.desired.send_if_modified(|current| {
+            if current.as_deref() == Some(resources) {
+                return false;
+            }
+            *current = Some(Arc::new(resources.clone()));
+            true
+        });
+
+        let acked: Vec<Arc<ProxyConfig>> = self
+            .proxies
+            .iter()
+            .map(|p| p.acked.borrow().clone())
+            .collect();
+        let acked: Vec<&ProxyConfig> = acked.iter().map(Arc::as_ref).collect();
+        let programmed = status::programmed(&plan, &acked);
+        let statuses = status::compute(&objects, &plan, &programmed);
+        for e in self.writer.write(&statuses, &objects).await {
+            tracing::warn!("{e}");
+        }
+    }
+
+    fn log_problems(&mut self, problems: &[gatehouse_core::translate::Problem]) {
+        let now: BTreeSet<String> = problems.iter().map(ToString::to_string).collect();
+        for p in now.difference(&self.reported) {
+            tracing::warn!("{p}");
+        }
+        self.reported = now;
+    }
+}

@@ -1,0 +1,19 @@
+//! Gatehouse controller: watches Gateway API objects in a cluster, programs every proxy
+//! through its admin API and reports back in the objects' status.
+//!
+//! Pure parts (`addresses`, `plan`, `status`) decide; `watch`, `proxies` and `writer` do
+//! the I/O; `controller` wires them.
+
+pub mod addresses;
+pub mod client;
+pub mod controller;
+pub mod plan;
+pub mod proxies;
+pub mod status;
+#[cfg(test)]
+mod testing;
+pub mod watch;
+pub mod writer;
+
+pub use controller::{Config, run};
+pub use plan::CONTROLLER_NAME;

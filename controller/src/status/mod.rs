@@ -1,0 +1,198 @@
+//! Pure status computation: the objects as watched, the plan made from them and what the
+//! proxies acknowledged go in; the status each of our objects should carry comes out.
+//!
+//! The core's `Problem`s name object and field and start their text with the spec's
+//! condition reason (`BackendNotFound: ...`), so most conditions are read off them; what
+//! they cannot say (who owns a parent, which listener a route landed on) is recomputed
+//! here from the same objects.
+
+mod class;
+mod gateway;
+mod route;
+#[cfg(test)]
+mod tests;
+
+use crate::addresses::{Assignment, GatewayKey};
+use crate::plan::Plan;
+use gatehouse_core::manifest::Object;
+use gatehouse_core::model::{Resource, ResourceKey};
+use gatehouse_core::translate::Problem;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use class::ClassStatus;
+pub use gateway::{GatewayAddress, GatewayStatus, ListenerStatus, RouteKind};
+pub use route::RouteParentStatus;
+
+/// A condition as the spec's `metav1.Condition`, minus `lastTransitionTime`: the writer
+/// fills that in, carrying it over while status and reason stay the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub reason: String,
+    pub message: String,
+    pub observed_generation: i64,
+}
+
+impl Condition {
+    fn new(
+        kind: &'static str,
+        ok: bool,
+        reason: &str,
+        message: impl Into<String>,
+        generation: i64,
+    ) -> Self {
+        Condition {
+            kind,
+            status: if ok { "True" } else { "False" },
+            reason: reason.to_string(),
+            message: message.into(),
+            observed_generation: generation,
+        }
+    }
+
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
+
+/// The status of one object, with what identifies it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Named<T> {
+    pub namespace: Option<String>,
+    pub name: String,
+    /// Tells a recreated object from the old one with the same name.
+    pub uid: Option<String>,
+    pub status: T,
+}
+
+impl<T> Named<T> {
+    fn new(meta: &ObjectMeta, status: T) -> Self {
+        Named {
+            namespace: meta.namespace.clone(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone(),
+            status,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Statuses {
+    pub classes: Vec<Named<ClassStatus>>,
+    pub gateways: Vec<Named<GatewayStatus>>,
+    /// Only our entries of each route's `status.parents`.
+    pub routes: Vec<Named<Vec<RouteParentStatus>>>,
+}
+
+pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey>) -> Statuses {
+    let ctx = Ctx::new(objects, plan, programmed);
+    let mut out = Statuses::default();
+    for object in objects {
+        match object {
+            Object::GatewayClass(c)
+                if ctx
+                    .classes
+                    .contains(c.metadata.name.as_deref().unwrap_or_default()) =>
+            {
+                out.classes.push(Named::new(&c.metadata, class::status(c)));
+            }
+            Object::Gateway(gw) => {
+                if let Some(status) = gateway::status(&ctx, gw) {
+                    out.gateways.push(Named::new(&gw.metadata, status));
+                }
+            }
+            Object::HttpRoute(r) => {
+                let parents = route::status(&ctx, r);
+                if !parents.is_empty() {
+                    out.routes.push(Named::new(&r.metadata, parents));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Gateways whose listeners, as planned, every proxy has acknowledged.
+pub fn programmed(plan: &Plan, acked: &[&BTreeMap<ResourceKey, Resource>]) -> BTreeSet<GatewayKey> {
+    plan.addresses
+        .iter()
+        .filter(|(_, a)| matches!(a, Assignment::Assigned(_)))
+        .filter(|((ns, name), _)| {
+            let prefix = format!("{ns}/{name}/");
+            plan.translation
+                .resources
+                .iter()
+                .filter(|(k, _)| matches!(k, ResourceKey::Listener(l) if l.0.starts_with(&prefix)))
+                .all(|(k, r)| acked.iter().all(|a| a.get(k) == Some(r)))
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// What every part of the computation looks things up in.
+struct Ctx<'a> {
+    plan: &'a Plan,
+    programmed: &'a BTreeSet<GatewayKey>,
+    classes: BTreeSet<&'a str>,
+    /// Our Gateways by (namespace, name).
+    gateways: BTreeMap<GatewayKey, &'a gateway_api::experimental::gateways::Gateway>,
+    /// Problems by the object they name (`HTTPRoute ns/name`).
+    problems: BTreeMap<&'a str, Vec<&'a Problem>>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(objects: &'a [Object], plan: &'a Plan, programmed: &'a BTreeSet<GatewayKey>) -> Self {
+        let classes = crate::plan::our_classes(objects);
+        let gateways = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Gateway(gw) if classes.contains(gw.spec.gateway_class_name.as_str()) => {
+                    Some((crate::plan::gateway_key(gw), gw))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut problems: BTreeMap<&str, Vec<&Problem>> = BTreeMap::new();
+        for p in &plan.translation.problems {
+            problems.entry(p.object.as_str()).or_default().push(p);
+        }
+        Ctx {
+            plan,
+            programmed,
+            classes,
+            gateways,
+            problems,
+        }
+    }
+
+    fn problems_of(&self, object: &str) -> &[&'a Problem] {
+        self.problems
+            .get(object)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// The spec reason a problem's text starts with (`BackendNotFound: ...`), if any.
+fn reason_of(p: &Problem) -> Option<&str> {
+    let (head, _) = p.reason.split_once(':')?;
+    let word = !head.is_empty()
+        && head.starts_with(|c: char| c.is_ascii_uppercase())
+        && head.chars().all(|c| c.is_ascii_alphanumeric());
+    word.then_some(head)
+}
+
+/// The message a condition shows for a problem: where, then why.
+fn message_of(p: &Problem) -> String {
+    format!("{}: {}", p.field, p.reason)
+}
+
+fn generation(meta: &ObjectMeta) -> i64 {
+    meta.generation.unwrap_or_default()
+}

@@ -1,0 +1,106 @@
+//! Watch caches over the kinds the translation reads. Each change, of any kind, pokes one
+//! `Notify`; the reconciler debounces and re-reads every cache whole.
+
+use futures_util::StreamExt;
+use gatehouse_core::manifest::Object;
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+pub struct Caches {
+    classes: Store<GatewayClass>,
+    gateways: Store<Gateway>,
+    routes: Store<HttpRoute>,
+    grants: Store<ReferenceGrant>,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    namespaces: Store<Namespace>,
+}
+
+impl Caches {
+    /// Starts one watch per kind on `tasks`; they run (and retry with backoff) until the
+    /// set is dropped.
+    pub fn start(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> Caches {
+        Caches {
+            classes: cache(client, tasks, changed),
+            gateways: cache(client, tasks, changed),
+            routes: cache(client, tasks, changed),
+            grants: cache(client, tasks, changed),
+            services: cache(client, tasks, changed),
+            slices: cache(client, tasks, changed),
+            namespaces: cache(client, tasks, changed),
+        }
+    }
+
+    /// Resolves once every cache has listed its kind once.
+    pub async fn ready(&self) {
+        // Errors mean the writer was dropped, i.e. the task set is going away.
+        let _ = tokio::join!(
+            self.classes.wait_until_ready(),
+            self.gateways.wait_until_ready(),
+            self.routes.wait_until_ready(),
+            self.grants.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.slices.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+        );
+    }
+
+    /// Everything cached, as the translation's input.
+    pub fn objects(&self) -> Vec<Object> {
+        fn all<K: Clone + Resource<DynamicType = ()>>(
+            store: &Store<K>,
+            wrap: fn(K) -> Object,
+        ) -> impl Iterator<Item = Object> {
+            store.state().into_iter().map(move |o| wrap((*o).clone()))
+        }
+        all(&self.classes, Object::GatewayClass)
+            .chain(all(&self.gateways, Object::Gateway))
+            .chain(all(&self.routes, Object::HttpRoute))
+            .chain(all(&self.grants, Object::ReferenceGrant))
+            .chain(all(&self.services, Object::Service))
+            .chain(all(&self.slices, Object::EndpointSlice))
+            .chain(all(&self.namespaces, Object::Namespace))
+            .collect()
+    }
+}
+
+fn cache<K>(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let api: Api<K> = Api::all(client.clone());
+    let changed = changed.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        // Field ownership is never read here and is most of a small object's size.
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer);
+    tasks.spawn(async move {
+        futures_util::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                ) => {
+                    changed.notify_one();
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(kind = %K::kind(&()), "watch failed, retrying: {e}"),
+            }
+        }
+    });
+    reader
+}

@@ -1,0 +1,394 @@
+//! The controller against a real API server (conformance/cluster), a real proxy and a real
+//! echo backend, all but the API server in this process.
+//!
+//! Skipped, loudly, without `GATEHOUSE_KUBECONFIG` (scripts/test sets it).
+
+use bytes::Bytes;
+use gatehouse_controller::addresses::Pool;
+use gatehouse_proxy::Proxy;
+use gatehouse_proxy::echo::EchoBackend;
+use gatehouse_proxy::listeners;
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HttpRoute;
+use http_body_util::{BodyExt, Full};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
+use pingora_core::apps::http_app::HttpServer;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const GATEWAY_API_MODULE: &str = "sigs.k8s.io/gateway-api@v1.5.1";
+const POOL: &str = "127.0.0.10-127.0.0.200";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn kubeconfig() -> Option<PathBuf> {
+    match std::env::var_os("GATEHOUSE_KUBECONFIG") {
+        Some(path) => Some(path.into()),
+        None => {
+            // Written to stderr directly: libtest captures eprintln! of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: GATEHOUSE_KUBECONFIG is not set; the controller's cluster test \
+                 needs a running API server (scripts/test starts one) ***\n"
+            );
+            None
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The experimental-channel CRDs of the pinned release, from the Go module cache.
+fn install_crds(kubeconfig: &PathBuf) {
+    let info = run(Command::new("go").args(["mod", "download", "-json", GATEWAY_API_MODULE]));
+    let info: Value = serde_json::from_str(&info).expect("go mod download prints JSON");
+    let dir =
+        PathBuf::from(info["Dir"].as_str().expect("module Dir")).join("config/crd/experimental");
+    let kubectl = std::env::var("GATEHOUSE_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let mut cmd = Command::new(&kubectl);
+    cmd.env("KUBECONFIG", kubeconfig)
+        .args(["apply", "--server-side", "--force-conflicts"]);
+    let mut crds = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("CRD directory") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // The directory also holds a kustomization and a ValidatingAdmissionPolicy.
+        if name.starts_with("gateway.networking")
+            && name.ends_with(".yaml")
+            && !name.contains("vap")
+        {
+            cmd.arg("-f").arg(&path);
+            crds.push(format!(
+                "crd/{}",
+                name.trim_start_matches("gateway.networking.k8s.io_")
+                    .trim_start_matches("gateway.networking.x-k8s.io_")
+                    .trim_end_matches(".yaml")
+            ));
+        }
+    }
+    run(&mut cmd);
+    run(Command::new(&kubectl)
+        .env("KUBECONFIG", kubeconfig)
+        .args(["wait", "--for=condition=Established", "--timeout=60s"])
+        .args([
+            "crd/gatewayclasses.gateway.networking.k8s.io",
+            "crd/gateways.gateway.networking.k8s.io",
+            "crd/httproutes.gateway.networking.k8s.io",
+            "crd/referencegrants.gateway.networking.k8s.io",
+        ]));
+}
+
+/// Where the echo backend listens.
+fn host_address() -> IpAddr {
+    // The API server refuses loopback endpoints, so the backend listens on the project's own
+    // test address (198.18.0.0/15) that `conformance/cluster/testnet up` puts on a veth.
+    let ip = std::env::var("GATEHOUSE_TEST_BACKEND_IP").expect(
+        "GATEHOUSE_TEST_BACKEND_IP must name a test address (run `conformance/cluster/testnet up`; scripts/test does)",
+    );
+    ip.parse().expect("GATEHOUSE_TEST_BACKEND_IP is an IP")
+}
+
+async fn start_echo(ip: IpAddr) -> SocketAddr {
+    let server = HttpServer::new_app(EchoBackend::new("echo"));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    // Leaked on purpose: the backend lives as long as the test process.
+    std::mem::forget(stop);
+    listeners::serve(SocketAddr::new(ip, 0), Arc::new(server), stop_rx)
+        .await
+        .expect("echo backend binds")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn apply<K>(api: &Api<K>, object: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object["metadata"]["name"].as_str().unwrap().to_string();
+    api.patch(
+        &name,
+        &PatchParams::apply("gatehouse-test").force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {name}: {e}"));
+}
+
+/// Polls `check` until it returns `Some`, or fails with the last `Err` description.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() > WAIT => {
+                panic!("{what}: still not true after {WAIT:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn condition(conditions: Option<&Vec<Condition>>, kind: &str) -> Option<(String, String)> {
+    conditions?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+fn expect(
+    conditions: Option<&Vec<Condition>>,
+    kind: &str,
+    status: &str,
+    reason: &str,
+) -> Result<(), String> {
+    let found = condition(conditions, kind);
+    if found == Some((status.to_string(), reason.to_string())) {
+        Ok(())
+    } else {
+        Err(format!("{kind} is {found:?}, want {status}/{reason}"))
+    }
+}
+
+async fn get_status(addr: SocketAddr, host: &str, path: &str) -> Result<u16, String> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = http::Request::get(format!("http://{addr}{path}"))
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let _ = res.into_body().collect().await;
+    Ok(status)
+}
+
+async fn expect_http(addr: SocketAddr, path: &str, want: u16) {
+    eventually(&format!("GET {path} answers {want}"), || async {
+        match get_status(addr, "app.example.com", path).await? {
+            got if got == want => Ok(()),
+            got => Err(format!("got {got}")),
+        }
+    })
+    .await;
+}
+
+fn route(ns: &str, name: &str, path: &str, backend: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "hostnames": ["app.example.com"],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                "backendRefs": [{"name": backend, "port": 80}],
+            }],
+        },
+    })
+}
+
+async fn route_parent_conditions(
+    api: &Api<HttpRoute>,
+    name: &str,
+) -> Result<Vec<Condition>, String> {
+    let r = api.get(name).await.map_err(|e| e.to_string())?;
+    let parents = r.status.map(|s| s.parents).unwrap_or_default();
+    let ours = parents
+        .into_iter()
+        .find(|p| p.controller_name == gatehouse_controller::CONTROLLER_NAME)
+        .ok_or("no status entry of ours yet")?;
+    Ok(ours.conditions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_programs_proxy_and_writes_status() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+    install_crds(&kubeconfig);
+    let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
+        .await
+        .expect("API client");
+
+    let proxy = Proxy::start(2);
+    let admin = proxy
+        .serve_admin("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let backend_ip = host_address();
+    let echo = start_echo(backend_ip).await;
+    let pool: Pool = POOL.parse().unwrap();
+    let controller = tokio::spawn(gatehouse_controller::run(
+        client.clone(),
+        gatehouse_controller::Config {
+            proxies: vec![admin],
+            pool,
+            debounce: Duration::from_millis(50),
+        },
+    ));
+
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let suffix = format!("{:x}{nanos:x}", std::process::id());
+    let ns = format!("gh-ctl-{suffix}");
+    let class = format!("gatehouse-test-{suffix}");
+    let port = free_port();
+    apply(
+        &Api::<Namespace>::all(client.clone()),
+        json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+        }),
+    )
+    .await;
+    apply(
+        &Api::<GatewayClass>::all(client.clone()),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": class},
+            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
+        }),
+    )
+    .await;
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), &ns);
+    apply(&gateways, json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw", "namespace": ns},
+        "spec": {"gatewayClassName": class, "listeners": [{"name": "http", "protocol": "HTTP", "port": port}]},
+    })).await;
+    apply(
+        &Api::<Service>::namespaced(client.clone(), &ns),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "echo", "namespace": ns},
+            "spec": {"ports": [{"name": "http", "port": 80}]},
+        }),
+    )
+    .await;
+    apply(&Api::<EndpointSlice>::namespaced(client.clone(), &ns), json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "echo-1", "namespace": ns, "labels": {"kubernetes.io/service-name": "echo"}},
+        "addressType": if backend_ip.is_ipv4() { "IPv4" } else { "IPv6" },
+        "ports": [{"name": "http", "port": echo.port()}],
+        "endpoints": [{"addresses": [backend_ip.to_string()], "conditions": {"ready": true}}],
+    })).await;
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), &ns);
+    apply(&routes, route(&ns, "web", "/", "echo")).await;
+
+    let classes: Api<GatewayClass> = Api::all(client.clone());
+    eventually("GatewayClass is Accepted", || async {
+        let c = classes.get(&class).await.map_err(|e| e.to_string())?;
+        let status = c.status.ok_or("no status")?;
+        if status
+            .supported_features
+            .as_ref()
+            .is_none_or(|f| f.is_empty())
+        {
+            return Err("no supportedFeatures".into());
+        }
+        expect(status.conditions.as_ref(), "Accepted", "True", "Accepted")
+    })
+    .await;
+
+    let address: IpAddr = eventually("Gateway is Programmed with an address", || async {
+        let g = gateways.get("gw").await.map_err(|e| e.to_string())?;
+        let status = g.status.ok_or("no status")?;
+        expect(status.conditions.as_ref(), "Accepted", "True", "Accepted")?;
+        expect(
+            status.conditions.as_ref(),
+            "Programmed",
+            "True",
+            "Programmed",
+        )?;
+        let listener = status
+            .listeners
+            .as_ref()
+            .and_then(|l| l.first())
+            .ok_or("no listener status")?;
+        if listener.attached_routes != 1 {
+            return Err(format!("attachedRoutes {}", listener.attached_routes));
+        }
+        let address = status
+            .addresses
+            .as_ref()
+            .and_then(|a| a.first())
+            .ok_or("no address")?;
+        address.value.parse::<IpAddr>().map_err(|e| e.to_string())
+    })
+    .await;
+    assert!(pool.contains(address), "{address} is not from {POOL}");
+    let gateway_addr = SocketAddr::new(address, port);
+
+    eventually("route web is Accepted and resolved", || async {
+        let c = route_parent_conditions(&routes, "web").await?;
+        expect(Some(&c), "Accepted", "True", "Accepted")?;
+        expect(Some(&c), "ResolvedRefs", "True", "ResolvedRefs")
+    })
+    .await;
+    expect_http(gateway_addr, "/", 200).await;
+
+    // A change to the route is live without anything else moving.
+    apply(&routes, route(&ns, "web", "/v2", "echo")).await;
+    expect_http(gateway_addr, "/v2/items", 200).await;
+    expect_http(gateway_addr, "/", 404).await;
+
+    routes
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    expect_http(gateway_addr, "/v2/items", 404).await;
+
+    apply(&routes, route(&ns, "broken", "/", "missing")).await;
+    eventually("route broken has BackendNotFound", || async {
+        let c = route_parent_conditions(&routes, "broken").await?;
+        expect(Some(&c), "Accepted", "True", "Accepted")?;
+        expect(Some(&c), "ResolvedRefs", "False", "BackendNotFound")
+    })
+    .await;
+    expect_http(gateway_addr, "/", 500).await;
+
+    controller.abort();
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await;
+    let _ = classes.delete(&class, &DeleteParams::default()).await;
+}
