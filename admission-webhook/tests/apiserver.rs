@@ -14,14 +14,13 @@ use gatehouse_admission_webhook::tls::CertFiles;
 use gatehouse_admission_webhook::watch::{Caches, keep_current};
 use gatehouse_admission_webhook::webhook::Webhook;
 use gatehouse_policy::{Admins, Policy};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-const GATEWAY_API_MODULE: &str = "sigs.k8s.io/gateway-api@v1.5.1";
 const TENANT_GROUP: &str = "gatehouse-test-tenants";
 const WEBHOOK_CONFIG: &str = "gatehouse-test-webhook";
 
@@ -105,54 +104,14 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Gateway API and Gatehouse CRDs, through the harness's own script.
 fn install_crds(k: &Kubectl) {
-    let info = Command::new("go")
-        .args(["mod", "download", "-json", GATEWAY_API_MODULE])
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/cluster/install-crds");
+    let out = Command::new(script)
+        .env("KUBECONFIG", &k.kubeconfig)
         .output()
-        .expect("go runs");
-    assert!(info.status.success(), "go mod download failed");
-    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("JSON");
-    let dir = PathBuf::from(info["Dir"].as_str().expect("Dir")).join("config/crd/experimental");
-    let mut args = vec![
-        "apply".to_string(),
-        "--server-side".into(),
-        "--force-conflicts".into(),
-    ];
-    for entry in std::fs::read_dir(&dir).expect("CRD directory") {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("gateway.networking")
-            && name.ends_with(".yaml")
-            && !name.contains("vap")
-        {
-            args.push("-f".into());
-            args.push(path.display().to_string());
-        }
-    }
-    args.push("-f".into());
-    args.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../crds/yaml")
-            .display()
-            .to_string(),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    k.must(k.run(None, &args, ""), "installing CRDs");
-    k.must(
-        k.run(
-            None,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/tenantroutes.gatehouse.dev",
-                "crd/tenants.gatehouse.dev",
-                "crd/httproutes.gateway.networking.k8s.io",
-            ],
-            "",
-        ),
-        "CRDs established",
-    );
+        .expect("install-crds runs");
+    k.must(out, "installing CRDs");
 }
 
 const WORLD: &str = r#"

@@ -26,7 +26,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const GATEWAY_API_MODULE: &str = "sigs.k8s.io/gateway-api@v1.5.1";
 const POOL: &str = "127.0.0.10-127.0.0.200";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -56,44 +55,11 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The experimental-channel CRDs of the pinned release, from the Go module cache.
+/// Gateway API and Gatehouse CRDs, through the harness's own script.
 fn install_crds(kubeconfig: &PathBuf) {
-    let info = run(Command::new("go").args(["mod", "download", "-json", GATEWAY_API_MODULE]));
-    let info: Value = serde_json::from_str(&info).expect("go mod download prints JSON");
-    let dir =
-        PathBuf::from(info["Dir"].as_str().expect("module Dir")).join("config/crd/experimental");
-    let kubectl = std::env::var("GATEHOUSE_KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    let mut cmd = Command::new(&kubectl);
-    cmd.env("KUBECONFIG", kubeconfig)
-        .args(["apply", "--server-side", "--force-conflicts"]);
-    let mut crds = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("CRD directory") {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        // The directory also holds a kustomization and a ValidatingAdmissionPolicy.
-        if name.starts_with("gateway.networking")
-            && name.ends_with(".yaml")
-            && !name.contains("vap")
-        {
-            cmd.arg("-f").arg(&path);
-            crds.push(format!(
-                "crd/{}",
-                name.trim_start_matches("gateway.networking.k8s.io_")
-                    .trim_start_matches("gateway.networking.x-k8s.io_")
-                    .trim_end_matches(".yaml")
-            ));
-        }
-    }
-    run(&mut cmd);
-    run(Command::new(&kubectl)
-        .env("KUBECONFIG", kubeconfig)
-        .args(["wait", "--for=condition=Established", "--timeout=60s"])
-        .args([
-            "crd/gatewayclasses.gateway.networking.k8s.io",
-            "crd/gateways.gateway.networking.k8s.io",
-            "crd/httproutes.gateway.networking.k8s.io",
-            "crd/referencegrants.gateway.networking.k8s.io",
-        ]));
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/cluster/install-crds");
+    run(Command::new(script).env("KUBECONFIG", kubeconfig));
 }
 
 /// Where the echo backend listens.

@@ -3,6 +3,7 @@
 
 use crate::object::{Kind, Object};
 use crate::request::UserInfo;
+use crate::snapshot::Objects;
 use gatehouse_crds::{
     Hostname, ListenerGrant, Tenant, TenantCertificate, TenantCertificateSpec, TenantRoute,
     TenantSpec,
@@ -421,4 +422,37 @@ pub fn gateway_class(name: &str) -> GatewayClass {
         "metadata": {"name": name},
         "spec": {"controllerName": "gatehouse.dev/controller"},
     }))
+}
+
+/// A world at platform scale for benchmarks: every tenant owns a wildcard and an exact
+/// domain, may take unassigned hostnames, and has `routes_per_tenant` routes under its
+/// wildcard.
+pub fn scale_world(tenants: usize, routes_per_tenant: usize) -> Objects {
+    let mut w = Objects::default();
+    for t in 0..tenants {
+        let name = format!("t{t}");
+        w.tenants.push(
+            tenant(&name)
+                .created(t as i64)
+                .namespaces(&[&name])
+                .domains(&[
+                    &format!("*.{name}.example.com"),
+                    &format!("{name}.example.org"),
+                ])
+                .allow_unassigned()
+                .listener("gw", "public", &[])
+                .route_limit(1_000)
+                .hostname_limit(1_000)
+                .build(),
+        );
+        w.namespaces.push(namespace(&name, &[]));
+        for r in 0..routes_per_tenant {
+            w.tenant_routes.push(
+                route(&name, &format!("r{r}"))
+                    .hostnames(&[&format!("r{r}.{name}.example.com")])
+                    .tenant_route(),
+            );
+        }
+    }
+    w
 }

@@ -3,47 +3,17 @@
 //! `cargo test --release -p gatehouse-policy --test scale -- --ignored --nocapture`
 
 use gatehouse_policy::testkit::*;
-use gatehouse_policy::{Admins, Object, Objects, Policy, Request, Snapshot};
+use gatehouse_policy::{Admins, Object, Policy, Request, Snapshot};
 use std::time::Instant;
 
 const TENANTS: usize = 10_000;
 const ROUTES_PER_TENANT: usize = 10;
 
-fn big_world() -> Objects {
-    let mut w = Objects::default();
-    for t in 0..TENANTS {
-        let name = format!("t{t}");
-        w.tenants.push(
-            tenant(&name)
-                .created(t as i64)
-                .namespaces(&[&name])
-                .domains(&[
-                    &format!("*.{name}.example.com"),
-                    &format!("{name}.example.org"),
-                ])
-                .allow_unassigned()
-                .listener("gw", "public", &[])
-                .route_limit(1_000)
-                .hostname_limit(1_000)
-                .build(),
-        );
-        w.namespaces.push(namespace(&name, &[]));
-        for r in 0..ROUTES_PER_TENANT {
-            w.tenant_routes.push(
-                route(&name, &format!("r{r}"))
-                    .hostnames(&[&format!("r{r}.{name}.example.com")])
-                    .tenant_route(),
-            );
-        }
-    }
-    w
-}
-
 #[test]
 #[ignore]
 fn p99_decision_latency_at_scale() {
     let started = Instant::now();
-    let snapshot = Snapshot::new(big_world());
+    let snapshot = Snapshot::new(scale_world(TENANTS, ROUTES_PER_TENANT));
     println!("snapshot build: {:?}", started.elapsed());
     let policy = Policy::new(Admins::default());
     let mut samples = Vec::new();

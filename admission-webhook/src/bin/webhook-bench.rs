@@ -10,8 +10,8 @@ use gatehouse_admission_webhook::server::{self, ServerConfig};
 use gatehouse_admission_webhook::source::SnapshotSource;
 use gatehouse_admission_webhook::tls::CertFiles;
 use gatehouse_admission_webhook::webhook::Webhook;
-use gatehouse_policy::testkit::{namespace, route, tenant, tenant_user};
-use gatehouse_policy::{Admins, Object, Objects, Policy, Request};
+use gatehouse_policy::testkit::{route, scale_world, tenant_user};
+use gatehouse_policy::{Admins, Object, Policy, Request};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,38 +33,6 @@ struct Args {
     requests: usize,
     #[arg(long, default_value_t = 4)]
     clients: usize,
-}
-
-/// The same shape as the policy crate's scale test: every tenant owns a wildcard and an
-/// exact domain and has its routes under the wildcard.
-fn world(tenants: usize, routes: usize) -> Objects {
-    let mut w = Objects::default();
-    for t in 0..tenants {
-        let name = format!("t{t}");
-        w.tenants.push(
-            tenant(&name)
-                .created(t as i64)
-                .namespaces(&[&name])
-                .domains(&[
-                    &format!("*.{name}.example.com"),
-                    &format!("{name}.example.org"),
-                ])
-                .allow_unassigned()
-                .listener("gw", "public", &[])
-                .route_limit(1_000)
-                .hostname_limit(1_000)
-                .build(),
-        );
-        w.namespaces.push(namespace(&name, &[]));
-        for r in 0..routes {
-            w.tenant_routes.push(
-                route(&name, &format!("r{r}"))
-                    .hostnames(&[&format!("r{r}.{name}.example.com")])
-                    .tenant_route(),
-            );
-        }
-    }
-    w
 }
 
 /// Every other request is a hijack of the next tenant's route, so both verdicts are timed.
@@ -111,7 +79,7 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
-    let source = SnapshotSource::fixed(world(args.tenants, args.routes_per_tenant));
+    let source = SnapshotSource::fixed(scale_world(args.tenants, args.routes_per_tenant));
     eprintln!(
         "snapshot: {} tenants, {} routes, built in {:?}",
         args.tenants,
