@@ -160,13 +160,15 @@ fn server_name(body: &mut Reader<'_>) -> Result<Option<String>, HelloError> {
         let name_type = list.u8("server name type")?;
         let name = list.vec(2, "server name")?.buf;
         if name_type == NAME_TYPE_HOST {
+            // Trailing dots go before the emptiness check: "." alone names no host.
             let name = std::str::from_utf8(name)
                 .ok()
+                .map(|n| n.trim_end_matches('.'))
                 .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()))
                 .ok_or(HelloError::Malformed(
                     "server name is not an ASCII host name",
                 ))?;
-            return Ok(Some(name.trim_end_matches('.').to_ascii_lowercase()));
+            return Ok(Some(name.to_ascii_lowercase()));
         }
     }
     Ok(None)
@@ -232,6 +234,20 @@ mod tests {
         .unwrap();
         assert_eq!(got.server_name.as_deref(), Some("shop.example.com"));
         assert_eq!(got.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn a_name_of_only_dots_is_refused() {
+        // Found by the fuzz target: "." used to come out as an empty server name.
+        for name in [".", "..", ""] {
+            assert!(
+                matches!(
+                    parse(&hello(Some(name), &[], &[])),
+                    Err(HelloError::Malformed(_))
+                ),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]
