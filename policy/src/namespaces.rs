@@ -47,7 +47,8 @@ pub(crate) fn check(
     Ok(())
 }
 
-fn names(snapshot: &Snapshot, ids: &[TenantId]) -> String {
+/// `tenant a and tenant b`, or `no tenant`: how messages name the owners of something.
+pub(crate) fn names(snapshot: &Snapshot, ids: &[TenantId]) -> String {
     match ids {
         [] => "no tenant".to_string(),
         ids => ids

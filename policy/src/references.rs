@@ -70,14 +70,7 @@ fn check_reach(
     if granted(snapshot, subject, from_ns, to_ns, target) {
         return Ok(());
     }
-    let owner = match snapshot.tenancy.tenants_of(to_ns) {
-        [] => "no tenant".to_string(),
-        ids => ids
-            .iter()
-            .map(|&id| format!("tenant {}", snapshot.tenant_name(id)))
-            .collect::<Vec<_>>()
-            .join(" and "),
-    };
+    let owner = crate::namespaces::names(snapshot, snapshot.tenancy.tenants_of(to_ns));
     Err(Violation::new(
         DenyReason::ReferenceNotPermitted,
         &target.field,

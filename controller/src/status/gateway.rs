@@ -206,16 +206,7 @@ fn listener(
             Some("InvalidCertificateRef" | "RefNotPermitted" | "InvalidRouteKinds")
         )
     });
-    let resolved = match unresolved {
-        Some(p) => Condition::new(
-            "ResolvedRefs",
-            false,
-            reason_of(p).unwrap_or_default(),
-            message_of(p),
-            generation,
-        ),
-        None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "", generation),
-    };
+    let resolved = Condition::resolved_refs(unresolved.copied(), generation);
 
     let programmed = if !accepted {
         Condition::new(

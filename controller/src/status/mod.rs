@@ -55,6 +55,20 @@ impl Condition {
         }
     }
 
+    /// ResolvedRefs: True, or False with the first unresolved reference's reason.
+    fn resolved_refs(unresolved: Option<&Problem>, generation: i64) -> Self {
+        match unresolved {
+            Some(p) => Condition::new(
+                "ResolvedRefs",
+                false,
+                reason_of(p).unwrap_or_default(),
+                message_of(p),
+                generation,
+            ),
+            None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "", generation),
+        }
+    }
+
     pub fn is_true(&self) -> bool {
         self.status == "True"
     }

@@ -39,16 +39,7 @@ pub(super) fn status(ctx: &Ctx<'_>, route: &HttpRoute) -> Vec<RouteParentStatus>
     let unresolved = problems.iter().find(|p| {
         p.field.contains("backendRef") && reason_of(p).is_some_and(|r| REF_REASONS.contains(&r))
     });
-    let resolved = match unresolved {
-        Some(p) => Condition::new(
-            "ResolvedRefs",
-            false,
-            reason_of(p).unwrap_or_default(),
-            message_of(p),
-            generation,
-        ),
-        None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "", generation),
-    };
+    let resolved = Condition::resolved_refs(unresolved.copied(), generation);
 
     let mut out = Vec::new();
     for (i, parent) in route.spec.parent_refs.iter().flatten().enumerate() {
