@@ -53,6 +53,30 @@ fn effective_hostnames(listener: Option<&str>, route: &CompiledRoute) -> Vec<Opt
     out
 }
 
+/// One entry per (rule, match) of a route.
+fn entries(route: &Arc<CompiledRoute>) -> impl Iterator<Item = Entry> + '_ {
+    route.rules.iter().enumerate().flat_map(move |(r, rule)| {
+        (0..rule.matches.len()).map(move |m| Entry {
+            route: route.clone(),
+            rule: r as u32,
+            matched: m as u32,
+        })
+    })
+}
+
+/// The spec's order within a bucket: match precedence, then the oldest route, then
+/// namespace/name, then rule and match order.
+fn precedence(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    let ma = &a.rule().matches[a.matched as usize];
+    let mb = &b.rule().matches[b.matched as usize];
+    ma.precedence()
+        .cmp(&mb.precedence())
+        .then(a.route.created_ms.cmp(&b.route.created_ms))
+        .then_with(|| a.route.key.cmp(&b.route.key))
+        .then(a.rule.cmp(&b.rule))
+        .then(a.matched.cmp(&b.matched))
+}
+
 fn slot(hostname: &Option<String>) -> Slot<'_> {
     match hostname.as_deref() {
         None => Slot::Any,
@@ -64,28 +88,25 @@ fn slot(hostname: &Option<String>) -> Slot<'_> {
 }
 
 impl HostIndex {
-    pub fn insert(&mut self, listener_hostname: Option<&str>, route: &Arc<CompiledRoute>) {
-        for h in effective_hostnames(listener_hostname, route) {
-            let old = self.bucket(slot(&h));
-            let mut entries: Vec<Entry> = old.iter().flat_map(|b| b.iter().cloned()).collect();
-            entries.extend(route.rules.iter().enumerate().flat_map(|(r, rule)| {
-                (0..rule.matches.len()).map(move |m| Entry {
-                    route: route.clone(),
-                    rule: r as u32,
-                    matched: m as u32,
-                })
-            }));
-            entries.sort_by(|a, b| {
-                let ma = &a.rule().matches[a.matched as usize];
-                let mb = &b.rule().matches[b.matched as usize];
-                ma.precedence()
-                    .cmp(&mb.precedence())
-                    .then(a.route.created_ms.cmp(&b.route.created_ms))
-                    .then_with(|| a.route.key.cmp(&b.route.key))
-                    .then(a.rule.cmp(&b.rule))
-                    .then(a.matched.cmp(&b.matched))
-            });
-            self.set_bucket(slot(&h), entries);
+    /// Adds the routes' matches under each of their effective hostnames; every bucket touched
+    /// is rebuilt and sorted once, however many of the routes land in it.
+    pub fn insert(&mut self, listener_hostname: Option<&str>, routes: &[Arc<CompiledRoute>]) {
+        let mut added: std::collections::HashMap<Option<String>, Vec<Entry>> =
+            std::collections::HashMap::new();
+        for route in routes {
+            for h in effective_hostnames(listener_hostname, route) {
+                added.entry(h).or_default().extend(entries(route));
+            }
+        }
+        for (h, new) in added {
+            let mut bucket: Vec<Entry> = self
+                .bucket(slot(&h))
+                .iter()
+                .flat_map(|b| b.iter().cloned())
+                .chain(new)
+                .collect();
+            bucket.sort_by(precedence);
+            self.set_bucket(slot(&h), bucket);
         }
     }
 

@@ -169,12 +169,12 @@ impl Table {
             next.remove(key);
         }
         let mut compiled = compiled.into_iter();
+        let mut routes = Vec::new();
         for resource in &delta.upserts {
             match resource {
                 Resource::Listener(l) => next.upsert_listener(l),
                 Resource::HttpRoute(_) => {
-                    let route = compiled.next().expect("compiled in the same order");
-                    next.upsert_route(route);
+                    routes.push(compiled.next().expect("compiled in the same order"));
                 }
                 Resource::Backend(b) => {
                     let state = BackendState {
@@ -188,6 +188,7 @@ impl Table {
                 }
             }
         }
+        next.upsert_routes(routes);
         Ok(next)
     }
 
@@ -221,9 +222,14 @@ impl Table {
             self.rebuild_socket(listener.socket_addr());
             // Effective hostnames depend on the listener's hostname: re-index its routes.
             let mut index = HostIndex::default();
-            for route in self.attached.get(&listener.key).into_iter().flatten() {
-                index.insert(listener.hostname.as_deref(), &route.0);
-            }
+            let routes: Vec<Arc<CompiledRoute>> = self
+                .attached
+                .get(&listener.key)
+                .into_iter()
+                .flatten()
+                .map(|r| r.0.clone())
+                .collect();
+            index.insert(listener.hostname.as_deref(), &routes);
             self.hosts.insert(listener.key.clone(), index);
         }
     }
@@ -254,24 +260,44 @@ impl Table {
         self.sockets.insert(addr, on_socket.into());
     }
 
-    fn upsert_route(&mut self, route: Arc<CompiledRoute>) {
-        self.remove_route(&route.key);
-        // Mutating through get_mut edits nodes this snapshot already owns in place, instead of
-        // copying a path of shared nodes for every route of a large delta.
-        for parent in route.parents.iter() {
-            self.attached
-                .entry(parent.clone())
-                .or_default()
-                .insert(RouteRef(route.clone()));
-            if let Some(listener) = self.listeners.get(parent) {
-                let hostname = listener.hostname.clone();
-                self.hosts
+    /// Routes go in after the delta's listeners, and each hostname bucket is rebuilt once
+    /// for all of the delta's routes rather than once per route: a bulk load of routes that
+    /// share a bucket stays linear. A key upserted twice in one delta keeps its last version.
+    fn upsert_routes(&mut self, routes: Vec<Arc<CompiledRoute>>) {
+        let mut seen = std::collections::HashSet::new();
+        let mut routes: Vec<_> = routes
+            .into_iter()
+            .rev()
+            .filter(|r| seen.insert(r.key.clone()))
+            .collect();
+        routes.reverse();
+        let mut by_listener: std::collections::HashMap<ListenerKey, Vec<Arc<CompiledRoute>>> =
+            std::collections::HashMap::new();
+        for route in routes {
+            self.remove_route(&route.key);
+            // Mutating through entry/get_mut edits nodes this snapshot already owns in place,
+            // instead of copying a path of shared nodes for every route of a large delta.
+            for parent in route.parents.iter() {
+                self.attached
                     .entry(parent.clone())
                     .or_default()
-                    .insert(hostname.as_deref(), &route);
+                    .insert(RouteRef(route.clone()));
+                if self.listeners.contains_key(parent) {
+                    by_listener
+                        .entry(parent.clone())
+                        .or_default()
+                        .push(route.clone());
+                }
             }
+            self.routes.insert(route.key.clone(), route);
         }
-        self.routes.insert(route.key.clone(), route);
+        for (parent, routes) in by_listener {
+            let hostname = self.listeners.get(&parent).and_then(|l| l.hostname.clone());
+            self.hosts
+                .entry(parent)
+                .or_default()
+                .insert(hostname.as_deref(), &routes);
+        }
     }
 
     fn remove_route(&mut self, key: &RouteKey) {

@@ -355,3 +355,38 @@ fn many_routes_on_distinct_hosts_each_resolve() {
     }
     assert_eq!(lookup(&t, "r2000.example.com", "/"), None);
 }
+
+#[test]
+fn one_delta_in_any_order_and_repeated_keys_keep_the_last_version() {
+    let first = route(
+        "r",
+        &["a.example.com"],
+        &["http"],
+        vec![rule(prefix("/"), "first")],
+    );
+    let last = route(
+        "r",
+        &["b.example.com"],
+        &["http"],
+        vec![rule(prefix("/"), "last")],
+    );
+    let other = route("o", &[], &["http"], vec![rule(prefix("/o"), "other")]);
+    // Routes before their listener, and one key twice.
+    let t = apply(
+        &Table::default(),
+        vec![
+            Resource::HttpRoute(first),
+            Resource::HttpRoute(other),
+            listener("http", None),
+            Resource::HttpRoute(last),
+        ],
+        vec![],
+    );
+    assert_eq!(lookup(&t, "a.example.com", "/"), None);
+    assert_eq!(lookup(&t, "b.example.com", "/").as_deref(), Some("last"));
+    assert_eq!(
+        lookup(&t, "any.example.com", "/o").as_deref(),
+        Some("other")
+    );
+    assert_eq!(t.stats().routes, 2);
+}
