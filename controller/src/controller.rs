@@ -5,8 +5,10 @@ use crate::addresses::{Assignment, GatewayKey, Pool};
 use crate::plan::plan;
 use crate::proxies::{self, Config as ProxyConfig, ProxyHandle};
 use crate::status;
+use crate::tenancy;
 use crate::watch::Caches;
 use crate::writer::StatusWriter;
+use gatehouse_core::manifest::Object;
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -67,7 +69,10 @@ struct Reconciler {
 
 impl Reconciler {
     async fn reconcile(&mut self, caches: &Caches) {
-        let objects = caches.objects();
+        let mut objects = caches.objects();
+        let tenancy_objects = caches.tenancy();
+        let tenancy = tenancy::plan(&objects, &tenancy_objects);
+        objects.extend(tenancy.routes.iter().cloned().map(Object::HttpRoute));
         let plan = plan(&objects, &self.config.pool, &self.memory);
         self.memory = plan
             .addresses
@@ -95,8 +100,16 @@ impl Reconciler {
             .collect();
         let acked: Vec<&ProxyConfig> = acked.iter().map(Arc::as_ref).collect();
         let programmed = status::programmed(&plan, &acked);
-        let statuses = status::compute(&objects, &plan, &programmed);
-        for e in self.writer.write(&statuses, &objects).await {
+        let mut statuses = status::compute(&objects, &plan, &programmed);
+        let programmed_routes = status::programmed_routes(&plan, &acked);
+        statuses.tenant_routes =
+            status::route_statuses(&tenancy_objects, &tenancy, &plan, &programmed_routes);
+        statuses.tenants = status::tenant_statuses(&tenancy_objects, &tenancy);
+        for e in self
+            .writer
+            .write(&statuses, &objects, &tenancy_objects)
+            .await
+        {
             tracing::warn!("{e}");
         }
     }

@@ -10,6 +10,7 @@ pub mod controller;
 pub mod plan;
 pub mod proxies;
 pub mod status;
+pub mod tenancy;
 #[cfg(test)]
 mod testing;
 pub mod watch;

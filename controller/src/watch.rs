@@ -1,8 +1,10 @@
 //! Watch caches over the kinds the translation reads. Each change, of any kind, pokes one
 //! `Notify`; the reconciler debounces and re-reads every cache whole.
 
+use crate::tenancy::TenancyObjects;
 use futures_util::StreamExt;
 use gatehouse_core::manifest::Object;
+use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::httproutes::HttpRoute;
@@ -26,6 +28,9 @@ pub struct Caches {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     namespaces: Store<Namespace>,
+    tenants: Store<Tenant>,
+    tenant_routes: Store<TenantRoute>,
+    tenant_certificates: Store<TenantCertificate>,
 }
 
 impl Caches {
@@ -40,6 +45,9 @@ impl Caches {
             services: cache(client, tasks, changed),
             slices: cache(client, tasks, changed),
             namespaces: cache(client, tasks, changed),
+            tenants: cache(client, tasks, changed),
+            tenant_routes: cache(client, tasks, changed),
+            tenant_certificates: cache(client, tasks, changed),
         }
     }
 
@@ -54,6 +62,9 @@ impl Caches {
             self.services.wait_until_ready(),
             self.slices.wait_until_ready(),
             self.namespaces.wait_until_ready(),
+            self.tenants.wait_until_ready(),
+            self.tenant_routes.wait_until_ready(),
+            self.tenant_certificates.wait_until_ready(),
         );
     }
 
@@ -73,6 +84,20 @@ impl Caches {
             .chain(all(&self.slices, Object::EndpointSlice))
             .chain(all(&self.namespaces, Object::Namespace))
             .collect()
+    }
+}
+
+impl Caches {
+    /// The tenancy objects, beside [`Caches::objects`].
+    pub fn tenancy(&self) -> TenancyObjects {
+        fn all<K: Clone + Resource<DynamicType = ()>>(store: &Store<K>) -> Vec<K> {
+            store.state().into_iter().map(|o| (*o).clone()).collect()
+        }
+        TenancyObjects {
+            tenants: all(&self.tenants),
+            routes: all(&self.tenant_routes),
+            certificates: all(&self.tenant_certificates),
+        }
     }
 }
 

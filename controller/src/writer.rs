@@ -5,7 +5,9 @@
 //! last written for the same object (by uid) is not sent again.
 
 use crate::status::{Named, Statuses};
+use crate::tenancy::TenancyObjects;
 use gatehouse_core::manifest::Object;
+use gatehouse_crds::{Tenant, TenantRoute};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::httproutes::HttpRoute;
@@ -19,6 +21,7 @@ use thiserror::Error;
 
 pub const FIELD_MANAGER: &str = "gatehouse";
 const API_VERSION: &str = "gateway.networking.k8s.io/v1";
+const TENANCY_API_VERSION: &str = "gatehouse.dev/v1alpha1";
 
 #[derive(Debug, Error)]
 #[error("{object}: status: {source}")]
@@ -43,7 +46,12 @@ impl StatusWriter {
     }
 
     /// Writes what changed; errors are returned, not fatal: the next reconcile retries.
-    pub async fn write(&mut self, statuses: &Statuses, objects: &[Object]) -> Vec<WriteError> {
+    pub async fn write(
+        &mut self,
+        statuses: &Statuses,
+        objects: &[Object],
+        tenancy: &TenancyObjects,
+    ) -> Vec<WriteError> {
         let mut errors = Vec::new();
         let now = Timestamp::now().to_string();
         let current = |kind: &str, ns: &Option<String>, name: &str| {
@@ -108,6 +116,34 @@ impl StatusWriter {
             )
             .await;
         }
+        for r in &statuses.tenant_routes {
+            let old = tenancy
+                .routes
+                .iter()
+                .find(|o| o.metadata.uid == r.uid)
+                .map(|o| to_value(&o.status))
+                .unwrap_or(Value::Null);
+            let mut status = to_value(&r.status);
+            stamp(&mut status["conditions"], &old["conditions"], &now);
+            let api: Api<TenantRoute> = Api::namespaced(
+                self.client.clone(),
+                r.namespace.as_deref().unwrap_or_default(),
+            );
+            self.apply(&api, "TenantRoute", r, status, &mut errors)
+                .await;
+        }
+        for t in &statuses.tenants {
+            let old = tenancy
+                .tenants
+                .iter()
+                .find(|o| o.metadata.uid == t.uid)
+                .map(|o| to_value(&o.status))
+                .unwrap_or(Value::Null);
+            let mut status = to_value(&t.status);
+            stamp(&mut status["conditions"], &old["conditions"], &now);
+            let api: Api<Tenant> = Api::all(self.client.clone());
+            self.apply(&api, "Tenant", t, status, &mut errors).await;
+        }
         errors
     }
 
@@ -132,8 +168,12 @@ impl StatusWriter {
         if let Some(ns) = &named.namespace {
             metadata["namespace"] = json!(ns);
         }
+        let api_version = match kind {
+            "TenantRoute" | "Tenant" | "TenantCertificate" => TENANCY_API_VERSION,
+            _ => API_VERSION,
+        };
         let patch = json!({
-            "apiVersion": API_VERSION,
+            "apiVersion": api_version,
             "kind": kind,
             "metadata": metadata,
             "status": status,

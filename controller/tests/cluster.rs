@@ -72,8 +72,8 @@ fn host_address() -> IpAddr {
     ip.parse().expect("GATEHOUSE_TEST_BACKEND_IP is an IP")
 }
 
-async fn start_echo(ip: IpAddr) -> SocketAddr {
-    let server = HttpServer::new_app(EchoBackend::new("echo"));
+async fn start_echo(ip: IpAddr, name: &str) -> SocketAddr {
+    let server = HttpServer::new_app(EchoBackend::new(name));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     // Leaked on purpose: the backend lives as long as the test process.
     std::mem::forget(stop);
@@ -144,6 +144,11 @@ fn expect(
 }
 
 async fn get_status(addr: SocketAddr, host: &str, path: &str) -> Result<u16, String> {
+    Ok(get(addr, host, path).await?.0)
+}
+
+/// Status and body of `GET path` with `Host: host`.
+async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
     let req = http::Request::get(format!("http://{addr}{path}"))
@@ -155,8 +160,13 @@ async fn get_status(addr: SocketAddr, host: &str, path: &str) -> Result<u16, Str
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
-    let _ = res.into_body().collect().await;
-    Ok(status)
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn expect_http(addr: SocketAddr, path: &str, want: u16) {
@@ -198,11 +208,15 @@ async fn route_parent_conditions(
     Ok(ours.conditions)
 }
 
+/// One controller at a time: two would both claim every Gateway of our controller name.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_programs_proxy_and_writes_status() {
     let Some(kubeconfig) = kubeconfig() else {
         return;
     };
+    let _one = ONE_AT_A_TIME.lock().await;
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -220,7 +234,7 @@ async fn controller_programs_proxy_and_writes_status() {
         .await
         .unwrap();
     let backend_ip = host_address();
-    let echo = start_echo(backend_ip).await;
+    let echo = start_echo(backend_ip, "echo").await;
     let pool: Pool = POOL.parse().unwrap();
     let controller = tokio::spawn(gatehouse_controller::run(
         client.clone(),
@@ -356,5 +370,249 @@ async fn controller_programs_proxy_and_writes_status() {
     let _ = Api::<Namespace>::all(client.clone())
         .delete(&ns, &DeleteParams::default())
         .await;
+    let _ = classes.delete(&class, &DeleteParams::default()).await;
+}
+
+/// A unique suffix for this run's object names.
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{:x}{nanos:x}", std::process::id())
+}
+
+/// Service `echo` in `ns` with one ready endpoint at `backend`.
+async fn echo_service(client: &Client, ns: &str, backend: SocketAddr) {
+    apply(
+        &Api::<Service>::namespaced(client.clone(), ns),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "echo", "namespace": ns},
+            "spec": {"ports": [{"name": "http", "port": 80}]},
+        }),
+    )
+    .await;
+    apply(&Api::<EndpointSlice>::namespaced(client.clone(), ns), json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "echo-1", "namespace": ns, "labels": {"kubernetes.io/service-name": "echo"}},
+        "addressType": if backend.is_ipv4() { "IPv4" } else { "IPv6" },
+        "ports": [{"name": "http", "port": backend.port()}],
+        "endpoints": [{"addresses": [backend.ip().to_string()], "conditions": {"ready": true}}],
+    })).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_routes_are_served_and_conflicts_name_the_owner() {
+    use gatehouse_crds::{Tenant, TenantRoute};
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    install_crds(&kubeconfig);
+    let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
+        .await
+        .expect("API client");
+    let proxy = Proxy::start(2);
+    let admin = proxy
+        .serve_admin("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let controller = tokio::spawn(gatehouse_controller::run(
+        client.clone(),
+        gatehouse_controller::Config {
+            proxies: vec![admin],
+            pool: POOL.parse().unwrap(),
+            debounce: Duration::from_millis(50),
+        },
+    ));
+
+    let suffix = unique();
+    let infra = format!("gh-infra-{suffix}");
+    let alice_ns = format!("gh-alice-{suffix}");
+    let bob_ns = format!("gh-bob-{suffix}");
+    let class = format!("gatehouse-tenancy-{suffix}");
+    let shop = format!("shop-{suffix}.example.com");
+    let bob_host = format!("www.bob-{suffix}.example.com");
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for ns in [&infra, &alice_ns, &bob_ns] {
+        apply(
+            &namespaces,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await;
+    }
+    let classes: Api<GatewayClass> = Api::all(client.clone());
+    apply(
+        &classes,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": class},
+            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
+        }),
+    )
+    .await;
+    // The admin's shared Gateway: tenants' routes come from their own namespaces.
+    let port = free_port();
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), &infra);
+    apply(
+        &gateways,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "shared", "namespace": infra},
+            "spec": {"gatewayClassName": class, "listeners": [{
+                "name": "http", "protocol": "HTTP", "port": port,
+                "allowedRoutes": {"namespaces": {"from": "All"}},
+            }]},
+        }),
+    )
+    .await;
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    for (name, ns, domain) in [
+        (format!("alice-{suffix}"), &alice_ns, shop.clone()),
+        (
+            format!("bob-{suffix}"),
+            &bob_ns,
+            format!("*.bob-{suffix}.example.com"),
+        ),
+    ] {
+        apply(&tenants, json!({
+            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": name},
+            "spec": {
+                "namespaces": {"names": [ns]},
+                "domains": [domain],
+                "listeners": [{"gatewayNamespace": infra, "gatewayName": "shared", "sectionNames": ["http"]}],
+            },
+        }))
+        .await;
+    }
+    let ip = host_address();
+    echo_service(&client, &alice_ns, start_echo(ip, "alice-echo").await).await;
+    echo_service(&client, &bob_ns, start_echo(ip, "bob-echo").await).await;
+
+    let tenant_route = |ns: &str, name: &str, hostnames: Vec<&str>| {
+        json!({
+            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "TenantRoute",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"hostnames": hostnames, "http": [{"backendRefs": [{"name": "echo", "port": 80}]}]},
+        })
+    };
+    let alice_routes: Api<TenantRoute> = Api::namespaced(client.clone(), &alice_ns);
+    apply(&alice_routes, tenant_route(&alice_ns, "shop", vec![&shop])).await;
+
+    let address: IpAddr = eventually("the shared Gateway has an address", || async {
+        let g = gateways.get("shared").await.map_err(|e| e.to_string())?;
+        let addresses = g.status.and_then(|s| s.addresses).unwrap_or_default();
+        let first = addresses.first().ok_or("no address")?;
+        first.value.parse::<IpAddr>().map_err(|e| e.to_string())
+    })
+    .await;
+    let gateway_addr = SocketAddr::new(address, port);
+    let served_by = |host: String| async move {
+        let (status, body) = get(gateway_addr, &host, "/").await?;
+        let body: Value = serde_json::from_str(&body).map_err(|_| format!("{status}: {body}"))?;
+        Ok::<_, String>((
+            status,
+            body["backend"].as_str().unwrap_or_default().to_string(),
+        ))
+    };
+    eventually("alice's TenantRoute serves her hostname", || async {
+        match served_by(shop.clone()).await? {
+            (200, b) if b == "alice-echo" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    eventually("alice's TenantRoute is Accepted and Programmed", || async {
+        let r = alice_routes.get("shop").await.map_err(|e| e.to_string())?;
+        let s = r.status.ok_or("no status")?;
+        expect(Some(&s.conditions), "Accepted", "True", "Accepted")?;
+        expect(Some(&s.conditions), "Programmed", "True", "Programmed")?;
+        match s.hostnames.as_slice() {
+            [h] if h.accepted && h.programmed => Ok(()),
+            other => Err(format!("hostnames {other:?}")),
+        }
+    })
+    .await;
+
+    // Bob asks for alice's hostname next to his own (no webhook here, so the API server
+    // stores it): the controller serves only his own hostname and says who owns the other.
+    let bob_routes: Api<TenantRoute> = Api::namespaced(client.clone(), &bob_ns);
+    apply(
+        &bob_routes,
+        tenant_route(&bob_ns, "steal", vec![&shop, &bob_host]),
+    )
+    .await;
+    eventually("bob's own hostname is served by his backend", || async {
+        match served_by(bob_host.clone()).await? {
+            (200, b) if b == "bob-echo" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let stolen = eventually("bob's route reports the conflict", || async {
+        let r = bob_routes.get("steal").await.map_err(|e| e.to_string())?;
+        let s = r.status.ok_or("no status")?;
+        expect(Some(&s.conditions), "Accepted", "False", "HostnameConflict")?;
+        let h = s
+            .hostnames
+            .iter()
+            .find(|h| h.hostname == shop)
+            .ok_or("no hostname entry")?;
+        if h.accepted || h.programmed || h.reason != "ClaimedByOtherTenant" {
+            return Err(format!("{h:?}"));
+        }
+        Ok(h.message.clone())
+    })
+    .await;
+    assert_eq!(
+        stolen,
+        format!("hostname {shop} is owned by Tenant alice-{suffix}")
+    );
+    assert_eq!(
+        served_by(shop.clone()).await.unwrap(),
+        (200, "alice-echo".to_string()),
+        "alice keeps her hostname"
+    );
+    let bob_tenant = eventually("bob's Tenant lists the conflict", || async {
+        let t = tenants
+            .get(&format!("bob-{suffix}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let s = t.status.ok_or("no status")?;
+        if s.conflicts.is_empty() {
+            return Err("no conflicts yet".into());
+        }
+        Ok(s)
+    })
+    .await;
+    assert_eq!(bob_tenant.conflicts[0].hostname, shop);
+    assert_eq!(
+        bob_tenant.conflicts[0].winner,
+        format!("Tenant alice-{suffix}")
+    );
+    assert_eq!(bob_tenant.usage.routes, 1);
+
+    // Alice deletes her route: the hostname is still hers by claim, so bob still does not get it.
+    alice_routes
+        .delete("shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("alice's hostname is gone from the proxy", || async {
+        match get_status(gateway_addr, &shop, "/").await? {
+            404 => Ok(()),
+            other => Err(format!("got {other}")),
+        }
+    })
+    .await;
+
+    controller.abort();
+    for ns in [&infra, &alice_ns, &bob_ns] {
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    }
+    for name in [format!("alice-{suffix}"), format!("bob-{suffix}")] {
+        let _ = tenants.delete(&name, &DeleteParams::default()).await;
+    }
     let _ = classes.delete(&class, &DeleteParams::default()).await;
 }

@@ -130,6 +130,16 @@ impl Snapshot {
     }
 
     /// Which tenant a namespace belongs to.
+    /// What a tenant holds against its limits, counted the way quotas count it.
+    pub fn usage_of(&self, tenant: &str) -> Option<TenantUsage> {
+        let id = *self.tenant_ids.get(tenant)?;
+        Some(TenantUsage {
+            routes: self.usage.routes(id),
+            hostnames: self.usage.distinct_hostnames(id),
+            certificates: self.usage.certificates(id),
+        })
+    }
+
     pub fn namespace_tenant(&self, namespace: &str) -> NamespaceTenant {
         match self.tenancy.tenants_of(namespace) {
             [] => NamespaceTenant::None,
@@ -141,6 +151,14 @@ impl Snapshot {
             ),
         }
     }
+}
+
+/// A tenant's routes, distinct hostnames and certificates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    pub routes: usize,
+    pub hostnames: usize,
+    pub certificates: usize,
 }
 
 /// The answer to "whose namespace is this?".

@@ -9,6 +9,7 @@
 mod class;
 mod gateway;
 mod route;
+mod tenancy;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use class::ClassStatus;
 pub use gateway::{GatewayAddress, GatewayStatus, ListenerStatus, RouteKind};
 pub use route::RouteParentStatus;
+pub use tenancy::{TenantRouteStatus, TenantStatus, route_statuses, tenant_statuses};
 
 /// A condition as the spec's `metav1.Condition`, minus `lastTransitionTime`: the writer
 /// fills that in, carrying it over while status and reason stay the same.
@@ -101,6 +103,8 @@ pub struct Statuses {
     pub gateways: Vec<Named<GatewayStatus>>,
     /// Only our entries of each route's `status.parents`.
     pub routes: Vec<Named<Vec<RouteParentStatus>>>,
+    pub tenant_routes: Vec<Named<TenantRouteStatus>>,
+    pub tenants: Vec<Named<TenantStatus>>,
 }
 
 pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey>) -> Statuses {
@@ -120,6 +124,12 @@ pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey
                     out.gateways.push(Named::new(&gw.metadata, status));
                 }
             }
+            // A TenantRoute's stand-in reports through the TenantRoute.
+            Object::HttpRoute(r)
+                if r.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(crate::tenancy::ROUTE_PREFIX)) => {}
             Object::HttpRoute(r) => {
                 let parents = route::status(&ctx, r);
                 if !parents.is_empty() {
@@ -146,6 +156,23 @@ pub fn programmed(plan: &Plan, acked: &[&BTreeMap<ResourceKey, Resource>]) -> BT
                 .all(|(k, r)| acked.iter().all(|a| a.get(k) == Some(r)))
         })
         .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Routes whose planned version every proxy has acknowledged.
+pub fn programmed_routes(
+    plan: &Plan,
+    acked: &[&BTreeMap<ResourceKey, Resource>],
+) -> BTreeSet<gatehouse_core::model::RouteKey> {
+    plan.translation
+        .resources
+        .iter()
+        .filter_map(|(k, r)| match k {
+            ResourceKey::HttpRoute(key) if acked.iter().all(|a| a.get(k) == Some(r)) => {
+                Some(key.clone())
+            }
+            _ => None,
+        })
         .collect()
 }
 

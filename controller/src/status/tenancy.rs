@@ -1,0 +1,198 @@
+//! TenantRoute and Tenant status, from the tenancy verdicts, the translation of each
+//! TenantRoute's stand-in HTTPRoute and what the proxies acknowledged.
+
+use super::{Condition, Named, generation, message_of, reason_of};
+use crate::plan::Plan;
+use crate::tenancy::{Tenancy, TenancyObjects, route_name};
+use gatehouse_core::model::{ResourceKey, RouteKey};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRouteStatus {
+    pub observed_generation: i64,
+    pub hostnames: Vec<HostnameStatus>,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostnameStatus {
+    pub hostname: String,
+    pub accepted: bool,
+    pub programmed: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    pub observed_generation: i64,
+    pub usage: Usage,
+    pub conflicts: Vec<HostnameConflict>,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub routes: i64,
+    pub hostnames: i64,
+    pub certificates: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostnameConflict {
+    pub hostname: String,
+    pub reason: String,
+    pub winner: String,
+}
+
+pub fn route_statuses(
+    objects: &TenancyObjects,
+    tenancy: &Tenancy,
+    plan: &Plan,
+    programmed_routes: &BTreeSet<RouteKey>,
+) -> Vec<Named<TenantRouteStatus>> {
+    let mut out = Vec::new();
+    for route in &objects.routes {
+        let ns = route.metadata.namespace.clone().unwrap_or_default();
+        let name = route.metadata.name.clone().unwrap_or_default();
+        let Some(verdict) = tenancy.verdicts.get(&(ns.clone(), name.clone())) else {
+            continue;
+        };
+        let generation = generation(&route.metadata);
+        let key = RouteKey::new(&ns, &route_name(&name));
+        let served = plan
+            .translation
+            .resources
+            .contains_key(&ResourceKey::HttpRoute(key.clone()));
+        let programmed = served && programmed_routes.contains(&key);
+        let stand_in = format!("HTTPRoute {ns}/{}", route_name(&name));
+        let problems: Vec<_> = plan
+            .translation
+            .problems
+            .iter()
+            .filter(|p| p.object == stand_in)
+            .collect();
+
+        let hostnames: Vec<HostnameStatus> = verdict
+            .hostnames
+            .iter()
+            .map(|h| HostnameStatus {
+                hostname: h.hostname.clone(),
+                accepted: h.held,
+                programmed: h.held && programmed,
+                reason: h.reason.to_string(),
+                message: h.message.clone(),
+            })
+            .collect();
+        let held = hostnames.iter().filter(|h| h.accepted).count();
+        let accepted = match &verdict.refused {
+            Some((reason, message)) => {
+                Condition::new("Accepted", false, reason, message.clone(), generation)
+            }
+            None if held < hostnames.len() => Condition::new(
+                "Accepted",
+                false,
+                "HostnameConflict",
+                format!(
+                    "{held} of {} hostnames held; see status.hostnames",
+                    hostnames.len()
+                ),
+                generation,
+            ),
+            None => Condition::new("Accepted", true, "Accepted", "", generation),
+        };
+        let unresolved = problems.iter().copied().find(|p| {
+            matches!(
+                reason_of(p),
+                Some("BackendNotFound" | "InvalidKind" | "RefNotPermitted" | "UnsupportedProtocol")
+            )
+        });
+        let resolved = Condition::resolved_refs(unresolved, generation);
+        let programmed_cond = if programmed {
+            Condition::new("Programmed", true, "Programmed", "", generation)
+        } else if verdict.refused.is_some() {
+            Condition::new(
+                "Programmed",
+                false,
+                "NotAccepted",
+                "the route is not accepted",
+                generation,
+            )
+        } else if !served {
+            let why = problems
+                .iter()
+                .map(|p| message_of(p))
+                .next()
+                .unwrap_or_else(|| "no granted listener accepts the route".to_string());
+            Condition::new("Programmed", false, "NoListeners", why, generation)
+        } else {
+            Condition::new(
+                "Programmed",
+                false,
+                "Pending",
+                "waiting for every proxy to acknowledge the route",
+                generation,
+            )
+        };
+        out.push(Named::new(
+            &route.metadata,
+            TenantRouteStatus {
+                observed_generation: generation,
+                hostnames,
+                conditions: vec![accepted, resolved, programmed_cond],
+            },
+        ));
+    }
+    out
+}
+
+pub fn tenant_statuses(objects: &TenancyObjects, tenancy: &Tenancy) -> Vec<Named<TenantStatus>> {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    objects
+        .tenants
+        .iter()
+        .filter_map(|t| {
+            let verdict = tenancy.tenants.get(t.metadata.name.as_deref()?)?;
+            let generation = generation(&t.metadata);
+            let conflicts: Vec<HostnameConflict> = verdict
+                .lost
+                .iter()
+                .map(|(hostname, reason, winner)| HostnameConflict {
+                    hostname: hostname.clone(),
+                    reason: reason.clone(),
+                    winner: winner.clone(),
+                })
+                .collect();
+            let ready = if conflicts.is_empty() {
+                Condition::new("Ready", true, "Ready", "", generation)
+            } else {
+                Condition::new(
+                    "Ready",
+                    false,
+                    "HostnameConflicts",
+                    format!(
+                        "{} hostnames wanted by this tenant are held by others; see status.conflicts",
+                        conflicts.len()
+                    ),
+                    generation,
+                )
+            };
+            Some(Named::new(
+                &t.metadata,
+                TenantStatus {
+                    observed_generation: generation,
+                    usage: Usage {
+                        routes: count(verdict.usage.routes),
+                        hostnames: count(verdict.usage.hostnames),
+                        certificates: count(verdict.usage.certificates),
+                    },
+                    conflicts,
+                    conditions: vec![ready],
+                },
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,558 @@
+//! Tenant objects into the translation. A TenantRoute becomes one HTTPRoute the core already
+//! knows how to translate (the data plane sees one route per TenantRoute, as written),
+//! attached to the listeners its Tenant is granted and carrying only the hostnames the policy
+//! engine says it holds. Who holds a contested hostname is decided by
+//! `gatehouse_policy::resolve_conflicts` from the objects alone, so every controller replica
+//! and every restart picks the same winner whatever order events arrived in.
+
+use gatehouse_core::manifest::Object;
+use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
+use gatehouse_policy::{
+    ConflictReason, Kind, NamespaceTenant, Object as PolicyObject, ObjectRef, Objects, Snapshot,
+    TenantUsage, resolve_conflicts,
+};
+use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+/// Names of the HTTPRoutes standing in for TenantRoutes start with this. A Kubernetes name
+/// cannot contain `:`, so they never collide with a real HTTPRoute.
+pub const ROUTE_PREFIX: &str = "tenantroute:";
+
+/// The tenancy objects the watches hold, beside the core's objects.
+#[derive(Clone, Debug, Default)]
+pub struct TenancyObjects {
+    pub tenants: Vec<Tenant>,
+    pub routes: Vec<TenantRoute>,
+    pub certificates: Vec<TenantCertificate>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Tenancy {
+    /// HTTPRoutes to translate with the rest, one per TenantRoute that holds a hostname.
+    pub routes: Vec<HttpRoute>,
+    /// Per TenantRoute (namespace, name): what the policy made of it.
+    pub verdicts: BTreeMap<(String, String), RouteVerdict>,
+    /// Per Tenant name: usage and the hostnames its objects lost.
+    pub tenants: BTreeMap<String, TenantVerdict>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteVerdict {
+    pub tenant: Option<String>,
+    /// Why the whole route is not served (reason, message), if it is not.
+    pub refused: Option<(&'static str, String)>,
+    pub hostnames: Vec<HostnameVerdict>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostnameVerdict {
+    pub hostname: String,
+    pub held: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantVerdict {
+    pub usage: TenantUsage,
+    /// Hostnames this tenant's objects wanted and lost: (hostname, reason, winner).
+    pub lost: Vec<(String, String, String)>,
+}
+
+/// The HTTPRoute name standing in for a TenantRoute.
+pub fn route_name(tenant_route: &str) -> String {
+    format!("{ROUTE_PREFIX}{tenant_route}")
+}
+
+pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
+    let snapshot = Snapshot::new(policy_objects(objects, tenancy));
+    // Per object, the hostnames it lost, with why and to whom.
+    let mut lost: BTreeMap<ObjectRef, Vec<(String, ConflictReason, ObjectRef)>> = BTreeMap::new();
+    for conflict in resolve_conflicts(&snapshot) {
+        for (loser, reason) in conflict.losers {
+            lost.entry(loser).or_default().push((
+                conflict.hostname.clone(),
+                reason,
+                conflict.winner.clone(),
+            ));
+        }
+    }
+
+    let mut out = Tenancy::default();
+    for tenant in &tenancy.tenants {
+        let name = tenant.metadata.name.clone().unwrap_or_default();
+        let usage = snapshot.usage_of(&name).unwrap_or_default();
+        out.tenants.insert(
+            name,
+            TenantVerdict {
+                usage,
+                lost: Vec::new(),
+            },
+        );
+    }
+    for route in &tenancy.routes {
+        let (ns, name) = key_of(&route.metadata);
+        let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
+        let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
+        let verdict = route_verdict(&snapshot, tenancy, route, &ns, my_losses);
+        if let Some(tenant) = &verdict.tenant {
+            if let Some(t) = out.tenants.get_mut(tenant) {
+                for (hostname, reason, winner) in my_losses {
+                    t.lost
+                        .push((hostname.clone(), reason.to_string(), winner.to_string()));
+                }
+            }
+            if verdict.refused.is_none() {
+                out.routes.push(stand_in(
+                    route,
+                    &ns,
+                    &name,
+                    snapshot.tenant_by_name(tenant),
+                    &verdict,
+                ));
+            }
+        }
+        out.verdicts.insert((ns, name), verdict);
+    }
+    for t in out.tenants.values_mut() {
+        t.lost.sort();
+        t.lost.dedup();
+    }
+    out
+}
+
+fn route_verdict(
+    snapshot: &Snapshot,
+    tenancy: &TenancyObjects,
+    route: &TenantRoute,
+    ns: &str,
+    losses: &[(String, ConflictReason, ObjectRef)],
+) -> RouteVerdict {
+    let tenant = match snapshot.namespace_tenant(ns) {
+        NamespaceTenant::One(t) => t,
+        NamespaceTenant::None => {
+            return refused(
+                None,
+                "NoTenant",
+                format!("namespace {ns} belongs to no Tenant"),
+            );
+        }
+        NamespaceTenant::Conflict(ts) => {
+            return refused(
+                None,
+                "TenantConflict",
+                format!(
+                    "namespace {ns} is selected by several Tenants ({}); an admin must resolve it",
+                    ts.join(", ")
+                ),
+            );
+        }
+    };
+    let Some(spec) = tenancy
+        .tenants
+        .iter()
+        .find(|t| t.metadata.name.as_deref() == Some(&tenant))
+    else {
+        return refused(Some(tenant), "NoTenant", "the Tenant is gone".to_string());
+    };
+    if spec.spec.listeners.is_empty() {
+        return refused(
+            Some(tenant.clone()),
+            "NoListeners",
+            format!("Tenant {tenant} is granted no Gateway listeners (spec.listeners)"),
+        );
+    }
+    if route.spec.http.is_none() {
+        return refused(
+            Some(tenant),
+            "UnsupportedValue",
+            "spec.grpc: gRPC TenantRoutes are not served by this version yet".to_string(),
+        );
+    }
+    let hostnames: Vec<HostnameVerdict> = route
+        .spec
+        .hostnames
+        .iter()
+        .map(|h| {
+            let h = h.as_str().to_ascii_lowercase();
+            match losses.iter().find(|(lost, _, _)| *lost == h) {
+                Some((_, reason, winner)) => HostnameVerdict {
+                    message: match reason {
+                        ConflictReason::ClaimedByOtherTenant => {
+                            format!("hostname {h} is owned by {winner}")
+                        }
+                        _ => format!("hostname {h} was used first by {winner}"),
+                    },
+                    hostname: h,
+                    held: false,
+                    reason: match reason {
+                        ConflictReason::ClaimedByOtherTenant => "ClaimedByOtherTenant",
+                        ConflictReason::FirstUsedByOther => "FirstUsedByOther",
+                        ConflictReason::ClaimOverlap => "ClaimOverlap",
+                    },
+                },
+                None => HostnameVerdict {
+                    hostname: h,
+                    held: true,
+                    reason: "Accepted",
+                    message: String::new(),
+                },
+            }
+        })
+        .collect();
+    let refused_all = hostnames.iter().all(|h| !h.held).then(|| {
+        (
+            "HostnamesNotHeld",
+            "every hostname of this route is held by another tenant".to_string(),
+        )
+    });
+    RouteVerdict {
+        tenant: Some(tenant),
+        refused: refused_all,
+        hostnames,
+    }
+}
+
+fn refused(tenant: Option<String>, reason: &'static str, message: String) -> RouteVerdict {
+    RouteVerdict {
+        tenant,
+        refused: Some((reason, message)),
+        hostnames: Vec::new(),
+    }
+}
+
+/// The HTTPRoute the core translates for a TenantRoute: its rules as written, the hostnames
+/// it holds, and one parentRef per listener grant of its Tenant.
+fn stand_in(
+    route: &TenantRoute,
+    ns: &str,
+    name: &str,
+    tenant: Option<&Tenant>,
+    verdict: &RouteVerdict,
+) -> HttpRoute {
+    let parent_refs = tenant
+        .map(|t| t.spec.listeners.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|grant| {
+            let sections: Vec<Option<String>> = if grant.section_names.is_empty() {
+                vec![None]
+            } else {
+                grant.section_names.iter().cloned().map(Some).collect()
+            };
+            sections.into_iter().map(|section| HttpRouteParentRefs {
+                group: Some("gateway.networking.k8s.io".to_string()),
+                kind: Some("Gateway".to_string()),
+                namespace: Some(grant.gateway_namespace.clone()),
+                name: grant.gateway_name.clone(),
+                section_name: section,
+                port: None,
+            })
+        })
+        .collect();
+    HttpRoute {
+        metadata: ObjectMeta {
+            namespace: Some(ns.to_string()),
+            name: Some(route_name(name)),
+            generation: route.metadata.generation,
+            creation_timestamp: route.metadata.creation_timestamp.clone(),
+            uid: route.metadata.uid.clone(),
+            ..Default::default()
+        },
+        spec: HttpRouteSpec {
+            hostnames: Some(
+                verdict
+                    .hostnames
+                    .iter()
+                    .filter(|h| h.held)
+                    .map(|h| h.hostname.clone())
+                    .collect(),
+            ),
+            parent_refs: Some(parent_refs),
+            rules: route.spec.http.clone(),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+fn key_of(meta: &ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+fn policy_objects(objects: &[Object], tenancy: &TenancyObjects) -> Objects {
+    let mut out = Objects::default();
+    for o in objects {
+        match o {
+            Object::Namespace(n) => out.push(PolicyObject::Namespace(n.clone())),
+            // Stand-ins are not hostname users of their own: their TenantRoute is.
+            Object::HttpRoute(r)
+                if !r
+                    .metadata
+                    .name
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with(ROUTE_PREFIX) =>
+            {
+                out.push(PolicyObject::HttpRoute(r.clone()))
+            }
+            Object::Gateway(g) => out.push(PolicyObject::Gateway(g.clone())),
+            Object::ReferenceGrant(g) => out.push(PolicyObject::ReferenceGrant(g.clone())),
+            _ => {}
+        }
+    }
+    for t in &tenancy.tenants {
+        out.push(PolicyObject::Tenant(t.clone()));
+    }
+    for r in &tenancy.routes {
+        out.push(PolicyObject::TenantRoute(r.clone()));
+    }
+    for c in &tenancy.certificates {
+        out.push(PolicyObject::TenantCertificate(c.clone()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::plan as make_plan;
+    use crate::testing::*;
+    use gatehouse_core::model::{ListenerKey, Resource, RouteKey};
+    use std::collections::BTreeMap;
+
+    fn tenant(name: &str, namespace: &str, domains: &str, first_come: bool) -> Tenant {
+        serde_yaml::from_str(&format!(
+            "apiVersion: gatehouse.dev/v1alpha1
+kind: Tenant
+metadata: {{name: {name}, generation: 1, creationTimestamp: '2026-01-01T00:00:00Z'}}
+spec:
+  namespaces: {{names: [{namespace}]}}
+  domains: {domains}
+  allowUnassignedHostnames: {first_come}
+  listeners: [{{gatewayNamespace: infra, gatewayName: shared, sectionNames: [http]}}]
+"
+        ))
+        .unwrap()
+    }
+
+    fn tenant_route(ns: &str, name: &str, hostnames: &str, created: &str) -> TenantRoute {
+        serde_yaml::from_str(&format!(
+            "apiVersion: gatehouse.dev/v1alpha1
+kind: TenantRoute
+metadata: {{name: {name}, namespace: {ns}, generation: 4, creationTimestamp: '{created}'}}
+spec:
+  hostnames: {hostnames}
+  http:
+  - backendRefs: [{{name: web, port: 80}}]
+"
+        ))
+        .unwrap()
+    }
+
+    fn namespace(name: &str) -> String {
+        format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
+    }
+
+    /// The shared Gateway `infra/shared` (listener `http`, routes from all namespaces), the
+    /// tenants' namespaces and a `web` Service in each.
+    fn world() -> Vec<Object> {
+        let all = "    allowedRoutes: {namespaces: {from: All}}\n";
+        let gw = gateway("infra", "shared", 8080, "").replace(
+            "  - {name: http, protocol: HTTP, port: 8080}\n",
+            &format!("  - name: http\n    protocol: HTTP\n    port: 8080\n{all}"),
+        );
+        parse(&[
+            CLASS,
+            &gw,
+            &namespace("infra"),
+            &namespace("alice-web"),
+            &namespace("bob-web"),
+            &namespace("nobody"),
+            &service("alice-web", "web"),
+            &service("bob-web", "web"),
+            &service("nobody", "web"),
+        ])
+    }
+
+    fn served(
+        objects: &[Object],
+        tenancy: &Tenancy,
+    ) -> BTreeMap<RouteKey, (Vec<String>, Vec<ListenerKey>)> {
+        let mut all = objects.to_vec();
+        all.extend(tenancy.routes.iter().cloned().map(Object::HttpRoute));
+        let pool = "127.0.0.10-127.0.0.20".parse().unwrap();
+        let plan = make_plan(&all, &pool, &BTreeMap::new());
+        plan.translation
+            .resources
+            .into_values()
+            .filter_map(|r| match r {
+                Resource::HttpRoute(r) => Some((r.key, (r.hostnames, r.parents))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tenant_route_is_served_on_the_granted_listener() {
+        let objects = world();
+        let tenancy_objects = TenancyObjects {
+            tenants: vec![tenant("alice", "alice-web", "[shop.example.com]", false)],
+            routes: vec![tenant_route(
+                "alice-web",
+                "shop",
+                "[shop.example.com]",
+                "2026-02-01T00:00:00Z",
+            )],
+            certificates: vec![],
+        };
+        let tenancy = plan(&objects, &tenancy_objects);
+        let served = served(&objects, &tenancy);
+        assert_eq!(
+            served.get(&RouteKey::new("alice-web", "tenantroute:shop")),
+            Some(&(
+                vec!["shop.example.com".to_string()],
+                vec![ListenerKey::new("infra", "shared", "http")]
+            )),
+            "{served:?}"
+        );
+        let verdict = &tenancy.verdicts[&("alice-web".to_string(), "shop".to_string())];
+        assert_eq!(verdict.tenant.as_deref(), Some("alice"));
+        assert!(verdict.refused.is_none());
+        assert!(verdict.hostnames.iter().all(|h| h.held));
+        assert_eq!(tenancy.tenants["alice"].usage.routes, 1);
+    }
+
+    #[test]
+    fn a_hostname_claimed_by_another_tenant_is_not_served_and_names_the_owner() {
+        let objects = world();
+        let tenancy_objects = TenancyObjects {
+            tenants: vec![
+                tenant("alice", "alice-web", "[shop.example.com]", false),
+                tenant("bob", "bob-web", "['*.bob.example.com']", true),
+            ],
+            routes: vec![tenant_route(
+                "bob-web",
+                "steal",
+                "[shop.example.com, www.bob.example.com]",
+                "2026-02-01T00:00:00Z",
+            )],
+            certificates: vec![],
+        };
+        let tenancy = plan(&objects, &tenancy_objects);
+        let verdict = &tenancy.verdicts[&("bob-web".to_string(), "steal".to_string())];
+        let shop = &verdict.hostnames[0];
+        assert!(!shop.held);
+        assert_eq!(shop.reason, "ClaimedByOtherTenant");
+        assert_eq!(
+            shop.message,
+            "hostname shop.example.com is owned by Tenant alice"
+        );
+        assert!(verdict.hostnames[1].held);
+        let served = served(&objects, &tenancy);
+        assert_eq!(
+            served[&RouteKey::new("bob-web", "tenantroute:steal")].0,
+            vec!["www.bob.example.com".to_string()],
+            "only the held hostname reaches the proxy"
+        );
+        assert_eq!(
+            tenancy.tenants["bob"].lost,
+            vec![(
+                "shop.example.com".to_string(),
+                "ClaimedByOtherTenant".to_string(),
+                "Tenant alice".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn first_come_hostnames_go_to_the_oldest_route_whatever_the_order() {
+        let objects = world();
+        let alice = tenant_route(
+            "alice-web",
+            "a",
+            "[free.example.org]",
+            "2026-02-01T00:00:05Z",
+        );
+        let bob = tenant_route("bob-web", "b", "[free.example.org]", "2026-02-01T00:00:01Z");
+        for routes in [
+            vec![alice.clone(), bob.clone()],
+            vec![bob.clone(), alice.clone()],
+        ] {
+            let tenancy = plan(
+                &objects,
+                &TenancyObjects {
+                    tenants: vec![
+                        tenant("alice", "alice-web", "[]", true),
+                        tenant("bob", "bob-web", "[]", true),
+                    ],
+                    routes,
+                    certificates: vec![],
+                },
+            );
+            let a = &tenancy.verdicts[&("alice-web".to_string(), "a".to_string())];
+            let b = &tenancy.verdicts[&("bob-web".to_string(), "b".to_string())];
+            assert!(b.refused.is_none() && b.hostnames[0].held, "{b:?}");
+            assert_eq!(a.refused.as_ref().map(|r| r.0), Some("HostnamesNotHeld"));
+            assert_eq!(
+                a.hostnames[0].message,
+                "hostname free.example.org was used first by TenantRoute bob-web/b"
+            );
+            assert_eq!(tenancy.routes.len(), 1);
+        }
+    }
+
+    #[test]
+    fn same_second_claims_are_decided_by_namespace_and_name() {
+        let objects = world();
+        let same = "2026-02-01T00:00:01Z";
+        let tenancy = plan(
+            &objects,
+            &TenancyObjects {
+                tenants: vec![
+                    tenant("alice", "alice-web", "[]", true),
+                    tenant("bob", "bob-web", "[]", true),
+                ],
+                routes: vec![
+                    tenant_route("bob-web", "b", "[race.example.org]", same),
+                    tenant_route("alice-web", "a", "[race.example.org]", same),
+                ],
+                certificates: vec![],
+            },
+        );
+        let a = &tenancy.verdicts[&("alice-web".to_string(), "a".to_string())];
+        let b = &tenancy.verdicts[&("bob-web".to_string(), "b".to_string())];
+        assert!(a.hostnames[0].held, "alice-web/a sorts first");
+        assert!(!b.hostnames[0].held);
+    }
+
+    #[test]
+    fn a_route_outside_every_tenant_is_refused() {
+        let objects = world();
+        let tenancy = plan(
+            &objects,
+            &TenancyObjects {
+                tenants: vec![tenant("alice", "alice-web", "[shop.example.com]", false)],
+                routes: vec![tenant_route(
+                    "nobody",
+                    "r",
+                    "[x.example.com]",
+                    "2026-02-01T00:00:00Z",
+                )],
+                certificates: vec![],
+            },
+        );
+        let v = &tenancy.verdicts[&("nobody".to_string(), "r".to_string())];
+        assert_eq!(v.refused.as_ref().map(|r| r.0), Some("NoTenant"));
+        assert!(tenancy.routes.is_empty());
+        assert!(
+            !served(&objects, &tenancy)
+                .keys()
+                .any(|k| k.0.starts_with("nobody/"))
+        );
+    }
+}
