@@ -2,6 +2,7 @@
 //! the pieces together; every decision it acts on is made by the pure modules.
 
 use crate::addresses::{Assignment, GatewayKey, Pool};
+use crate::leader::{self, LeaseConfig};
 use crate::plan::plan;
 use crate::proxies::{self, Config as ProxyConfig, ProxyHandle};
 use crate::status;
@@ -9,7 +10,8 @@ use crate::tenancy;
 use crate::watch::Caches;
 use crate::writer::StatusWriter;
 use gatehouse_core::manifest::Object;
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -24,12 +26,19 @@ pub struct Config {
     pub pool: Pool,
     /// Quiet time after a change before reconciling, so a burst of events costs one pass.
     pub debounce: Duration,
+    /// Leader election; without it this replica always leads (tests, single replica).
+    pub lease: Option<LeaseConfig>,
 }
 
 /// Runs until the future is dropped; dropping it stops every watch and proxy task.
 pub async fn run(client: Client, config: Config) {
     let mut tasks = JoinSet::new();
     let changed = Arc::new(Notify::new());
+    let (leading_tx, mut leading) = watch::channel(config.lease.is_none());
+    if let Some(lease) = config.lease.clone() {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &lease.namespace);
+        tasks.spawn(leader::run(api, lease, leading_tx));
+    }
     let caches = Caches::start(&client, &mut tasks, &changed);
     tracing::info!("waiting for the watch caches to fill");
     caches.ready().await;
@@ -50,8 +59,17 @@ pub async fn run(client: Client, config: Config) {
         reported: BTreeSet::new(),
     };
     loop {
-        reconciler.reconcile(&caches).await;
-        changed.notified().await;
+        // A standby keeps its caches warm and touches nothing: no proxy, no status.
+        let lead = *leading.borrow_and_update();
+        if lead {
+            reconciler.reconcile(&caches).await;
+        } else {
+            reconciler.stand_by();
+        }
+        tokio::select! {
+            () = changed.notified() => {}
+            r = leading.changed() => if r.is_err() { std::future::pending::<()>().await },
+        }
         tokio::time::sleep(reconciler.config.debounce).await;
     }
 }
@@ -68,6 +86,14 @@ struct Reconciler {
 }
 
 impl Reconciler {
+    /// Stops pushing: the proxies keep what they hold until the next leader resyncs them.
+    fn stand_by(&mut self) {
+        self.desired.send_replace(None);
+        // A later term starts from what status says, not from this term's memory.
+        self.memory.clear();
+        self.writer.forget();
+    }
+
     async fn reconcile(&mut self, caches: &Caches) {
         let mut objects = caches.objects();
         let tenancy_objects = caches.tenancy();

@@ -7,6 +7,7 @@
 pub mod addresses;
 pub mod client;
 pub mod controller;
+pub mod leader;
 pub mod plan;
 pub mod proxies;
 pub mod status;

@@ -1,6 +1,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gatehouse_controller::addresses::Pool;
+use gatehouse_controller::leader::LeaseConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,20 @@ enum Command {
         /// Quiet time after a change before reconciling.
         #[arg(long, default_value = "50")]
         debounce_ms: u64,
+        /// Elect one leader among replicas through a Lease; off for a single local replica.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        leader_election: bool,
+        /// Namespace of the Lease (in a cluster, the controller's own).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        #[arg(long, default_value = "gatehouse-controller")]
+        lease_name: String,
+        /// This replica's name in the Lease; defaults to host name and process id.
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Seconds an unrenewed Lease stays its holder's.
+        #[arg(long, default_value_t = 15)]
+        lease_seconds: u64,
     },
 }
 
@@ -47,7 +62,19 @@ async fn main() -> anyhow::Result<()> {
             proxy_admin,
             address_pool,
             debounce_ms,
+            leader_election,
+            lease_namespace,
+            lease_name,
+            identity,
+            lease_seconds,
         } => {
+            let lease = leader_election.then(|| LeaseConfig {
+                namespace: lease_namespace,
+                name: lease_name,
+                identity: identity.unwrap_or_else(default_identity),
+                duration: Duration::from_secs(lease_seconds),
+                renew_every: Duration::from_secs(lease_seconds.div_ceil(5).max(1)),
+            });
             let client = gatehouse_controller::client::connect(kubeconfig.as_deref())
                 .await
                 .context("connecting to the API server")?;
@@ -55,9 +82,17 @@ async fn main() -> anyhow::Result<()> {
                 proxies: proxy_admin,
                 pool: address_pool,
                 debounce: Duration::from_millis(debounce_ms),
+                lease,
             };
             gatehouse_controller::run(client, config).await;
             Ok(())
         }
     }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "controller".to_string());
+    format!("{host}-{}", std::process::id())
 }

@@ -61,6 +61,21 @@ impl AdminClient {
             .ok_or_else(|| self.error(action, "the stats carry no instance".to_string()))
     }
 
+    /// The proxy's instance and every resource key it holds.
+    pub async fn keys(&self) -> Result<(String, Vec<ResourceKey>), AdminError> {
+        let action = "GET /v1/keys";
+        let reply = self
+            .call(action, http::Method::GET, "/v1/keys", Bytes::new())
+            .await?;
+        let instance = reply["instance"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.error(action, "the reply carries no instance".to_string()))?;
+        let keys = serde_json::from_value(reply["keys"].clone())
+            .map_err(|e| self.error(action, format!("unreadable keys: {e}")))?;
+        Ok((instance, keys))
+    }
+
     /// Applies a delta; returns the proxy's new config version.
     pub async fn apply(&self, delta: &Delta) -> Result<u64, AdminError> {
         let action = "POST /v1/delta";
@@ -162,6 +177,9 @@ impl ProxySync {
         loop {
             let want = self.desired.borrow_and_update().clone();
             let Some(want) = want else {
+                // Not leading: whoever leads next may change the proxy behind our back.
+                self.held = None;
+                self.ack(Arc::new(Config::new()));
                 if self.desired.changed().await.is_err() {
                     return;
                 }
@@ -202,16 +220,17 @@ impl ProxySync {
 
     async fn sync(&mut self, want: &Arc<Config>) -> Result<(), AdminError> {
         let instance = self.client.instance().await?;
-        let empty = Config::new();
-        let base = match &self.held {
-            Some((known, held)) if *known == instance => held.as_ref(),
-            Some(_) => {
-                tracing::info!(proxy = %self.client.addr, "proxy restarted; sending the full config");
-                &empty
+        let delta = match &self.held {
+            Some((known, held)) if *known == instance => diff(held, want),
+            _ => {
+                // What the proxy holds is unknown (it restarted, or this controller did, or
+                // another replica led before): send everything, and remove whatever it holds
+                // that is no longer wanted.
+                tracing::info!(proxy = %self.client.addr, "resyncing the proxy's whole config");
+                let (_, holds) = self.client.keys().await?;
+                full_resync(&holds, want)
             }
-            None => &empty,
         };
-        let delta = diff(base, want);
         if !delta.is_empty() {
             let version = self.client.apply(&delta).await?;
             tracing::info!(
@@ -225,4 +244,15 @@ impl ProxySync {
         self.held = Some((instance, want.clone()));
         Ok(())
     }
+}
+
+/// The delta that takes a proxy holding `holds` (contents unknown) to exactly `want`.
+pub fn full_resync(holds: &[ResourceKey], want: &Config) -> Delta {
+    let mut delta = diff(&Config::new(), want);
+    delta.removals = holds
+        .iter()
+        .filter(|k| !want.contains_key(k))
+        .cloned()
+        .collect();
+    delta
 }

@@ -45,6 +45,12 @@ impl StatusWriter {
         }
     }
 
+    /// Forgets what was written, so the next write sends everything again (another
+    /// replica may have written in between).
+    pub fn forget(&mut self) {
+        self.written.clear();
+    }
+
     /// Writes what changed; errors are returned, not fatal: the next reconcile retries.
     pub async fn write(
         &mut self,

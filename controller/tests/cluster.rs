@@ -217,12 +217,8 @@ async fn controller_programs_proxy_and_writes_status() {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    init_tracing();
+    init_tracing();
     install_crds(&kubeconfig);
     let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
         .await
@@ -242,6 +238,7 @@ async fn controller_programs_proxy_and_writes_status() {
             proxies: vec![admin],
             pool,
             debounce: Duration::from_millis(50),
+            lease: None,
         },
     ));
 
@@ -373,6 +370,16 @@ async fn controller_programs_proxy_and_writes_status() {
     let _ = classes.delete(&class, &DeleteParams::default()).await;
 }
 
+/// Logs to the test's output when RUST_LOG is set.
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A unique suffix for this run's object names.
 fn unique() -> String {
     let nanos = std::time::SystemTime::now()
@@ -409,6 +416,7 @@ async fn tenant_routes_are_served_and_conflicts_name_the_owner() {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
     install_crds(&kubeconfig);
     let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
         .await
@@ -424,6 +432,7 @@ async fn tenant_routes_are_served_and_conflicts_name_the_owner() {
             proxies: vec![admin],
             pool: POOL.parse().unwrap(),
             debounce: Duration::from_millis(50),
+            lease: None,
         },
     ));
 
@@ -614,5 +623,161 @@ async fn tenant_routes_are_served_and_conflicts_name_the_owner() {
     for name in [format!("alice-{suffix}"), format!("bob-{suffix}")] {
         let _ = tenants.delete(&name, &DeleteParams::default()).await;
     }
+    let _ = classes.delete(&class, &DeleteParams::default()).await;
+}
+
+/// Two replicas share a Lease: one programs the proxy, and when it dies without a word the
+/// other takes over; traffic never stops, and what changed meanwhile reaches the proxy,
+/// removals included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_from_a_dead_leader_and_traffic_keeps_flowing() {
+    use gatehouse_controller::leader::LeaseConfig;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    install_crds(&kubeconfig);
+    let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
+        .await
+        .expect("API client");
+    let suffix = unique();
+    let ns = format!("gh-lease-{suffix}");
+    let class = format!("gatehouse-lease-{suffix}");
+    let namespaces = Api::<Namespace>::all(client.clone());
+    apply(
+        &namespaces,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .await;
+
+    let proxy = Proxy::start(2);
+    let admin = proxy
+        .serve_admin("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let replica = |identity: &str| {
+        tokio::spawn(gatehouse_controller::run(
+            client.clone(),
+            gatehouse_controller::Config {
+                proxies: vec![admin],
+                pool: POOL.parse().unwrap(),
+                debounce: Duration::from_millis(50),
+                lease: Some(LeaseConfig {
+                    namespace: ns.clone(),
+                    name: "gatehouse-controller".into(),
+                    identity: identity.into(),
+                    duration: Duration::from_secs(3),
+                    renew_every: Duration::from_millis(500),
+                }),
+            },
+        ))
+    };
+    let mut replicas = vec![("a", replica("a")), ("b", replica("b"))];
+
+    let classes: Api<GatewayClass> = Api::all(client.clone());
+    apply(
+        &classes,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": class},
+            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
+        }),
+    )
+    .await;
+    let port = free_port();
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), &ns);
+    apply(&gateways, json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw", "namespace": ns},
+        "spec": {"gatewayClassName": class, "listeners": [{"name": "http", "protocol": "HTTP", "port": port}]},
+    }))
+    .await;
+    echo_service(&client, &ns, start_echo(host_address(), "echo").await).await;
+    let routes: Api<HttpRoute> = Api::namespaced(client.clone(), &ns);
+    apply(&routes, route(&ns, "web", "/web", "echo")).await;
+    apply(&routes, route(&ns, "old", "/old", "echo")).await;
+
+    let address: IpAddr = eventually("the Gateway is Programmed with an address", || async {
+        let g = gateways.get("gw").await.map_err(|e| e.to_string())?;
+        let status = g.status.ok_or("no status")?;
+        expect(
+            status.conditions.as_ref(),
+            "Programmed",
+            "True",
+            "Programmed",
+        )?;
+        let first = status
+            .addresses
+            .as_ref()
+            .and_then(|a| a.first())
+            .ok_or("no address")?;
+        first.value.parse::<IpAddr>().map_err(|e| e.to_string())
+    })
+    .await;
+    let gateway_addr = SocketAddr::new(address, port);
+    expect_http(gateway_addr, "/web", 200).await;
+    expect_http(gateway_addr, "/old", 200).await;
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let holder = |lease: &Lease| {
+        lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default()
+    };
+    let before = leases.get("gatehouse-controller").await.unwrap();
+    let leader = holder(&before);
+    let transitions = before.spec.as_ref().and_then(|s| s.lease_transitions);
+    assert!(leader == "a" || leader == "b", "holder {leader:?}");
+
+    // The leader dies without releasing; a route is removed while nobody leads.
+    let i = replicas.iter().position(|(id, _)| *id == leader).unwrap();
+    let (_, dead) = replicas.remove(i);
+    dead.abort();
+    let _ = dead.await;
+    routes
+        .delete("old", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // Until the standby takes over (lease 3 s), the proxy keeps serving what it has.
+    let started = Instant::now();
+    let mut served = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        let got = get_status(gateway_addr, "app.example.com", "/web").await;
+        assert_eq!(got, Ok(200), "after {:?}", started.elapsed());
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served > 20);
+    let after = eventually("the standby holds the lease", || async {
+        let l = leases
+            .get("gatehouse-controller")
+            .await
+            .map_err(|e| e.to_string())?;
+        if holder(&l) == replicas[0].0 {
+            Ok(l)
+        } else {
+            Err(format!("holder {:?}", holder(&l)))
+        }
+    })
+    .await;
+    assert_eq!(
+        after.spec.as_ref().and_then(|s| s.lease_transitions),
+        transitions.map(|t| t + 1)
+    );
+    // The new leader knew nothing of what the proxy held: it resynced, removal included.
+    expect_http(gateway_addr, "/old", 404).await;
+    expect_http(gateway_addr, "/web", 200).await;
+    apply(&routes, route(&ns, "new", "/new", "echo")).await;
+    expect_http(gateway_addr, "/new/x", 200).await;
+
+    for (_, r) in replicas {
+        r.abort();
+    }
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
     let _ = classes.delete(&class, &DeleteParams::default()).await;
 }

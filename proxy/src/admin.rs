@@ -87,6 +87,13 @@ impl<A: pingora_core::apps::ServerApp + Send + Sync + 'static> ServeHttp for Adm
                 stats["connections"] = serde_json::json!(self.listeners.connections());
                 json(StatusCode::OK, &stats)
             }
+            ("GET", "/v1/keys") => {
+                let keys = self.store.snapshot().keys();
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "instance": self.store.instance.to_string(), "keys": keys }),
+                )
+            }
             ("POST", "/v1/delta") => match read_body(session).await {
                 Ok(body) => {
                     let (status, value) = self.apply(&body);

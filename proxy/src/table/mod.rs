@@ -114,6 +114,27 @@ impl Table {
         }
     }
 
+    /// Every resource the table holds: what a controller that lost track of this proxy
+    /// must reconcile against.
+    pub fn keys(&self) -> Vec<gatehouse_core::model::ResourceKey> {
+        use gatehouse_core::model::ResourceKey;
+        let listeners = self.listeners.keys().cloned().map(ResourceKey::Listener);
+        let routes = self.routes.keys().cloned().map(ResourceKey::HttpRoute);
+        let backends = self.backends.keys().cloned().map(ResourceKey::Backend);
+        let certificates = self
+            .certificates
+            .keys()
+            .cloned()
+            .map(ResourceKey::Certificate);
+        let mut keys: Vec<ResourceKey> = listeners
+            .chain(routes)
+            .chain(backends)
+            .chain(certificates)
+            .collect();
+        keys.sort();
+        keys
+    }
+
     pub fn socket_addrs(&self) -> impl Iterator<Item = &SocketAddr> {
         self.sockets.keys()
     }
