@@ -529,20 +529,40 @@ impl Worker {
     }
 
     fn view(&self, pod: &Pod) -> PodView {
-        PodView {
-            containers: self
-                .containers
-                .iter()
+        let mut containers: Vec<ContainerView> = self
+            .containers
+            .iter()
+            .map(|c| ContainerView {
+                name: c.plan.name.clone(),
+                image: c.plan.image.clone(),
+                state: c.state.clone(),
+                last_terminated: c.last_terminated.clone(),
+                restart_count: c.restart_count,
+                ready: c.running.is_some() && c.readiness.passing(),
+                not_ready_reason: c.not_ready_reason.clone(),
+            })
+            .collect();
+        // Before set-up succeeds there are no plans; show each spec container waiting
+        // with the set-up error, as `kubectl get pods` users expect.
+        if let (true, Some((reason, message))) = (containers.is_empty(), &self.setup_error) {
+            let spec_containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+            containers = spec_containers
                 .map(|c| ContainerView {
-                    name: c.plan.name.clone(),
-                    image: c.plan.image.clone(),
-                    state: c.state.clone(),
-                    last_terminated: c.last_terminated.clone(),
-                    restart_count: c.restart_count,
-                    ready: c.running.is_some() && c.readiness.passing(),
-                    not_ready_reason: c.not_ready_reason.clone(),
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    state: RunState::Waiting {
+                        reason: reason.clone(),
+                        message: Some(message.clone()),
+                    },
+                    last_terminated: None,
+                    restart_count: 0,
+                    ready: false,
+                    not_ready_reason: None,
                 })
-                .collect(),
+                .collect();
+        }
+        PodView {
+            containers,
             pod_ip: self.ip,
             host_ip: self.shared.config.cidr.gateway(),
             start_time: self.start_time,
