@@ -1,8 +1,8 @@
 //! The node agent against the real control plane (conformance/cluster): started through
 //! `conformance/cluster/node up` with this build's binary, it registers a Ready node, runs
 //! a Deployment of the conformance suite's echo-basic and a CoreDNS as processes in their
-//! own network namespaces, serves `kubectl logs`, refuses unknown images clearly, and
-//! leaves nothing behind when pods are deleted and when it stops.
+//! own network namespaces, serves `kubectl logs`, restarts a crashing program, refuses
+//! unknown images clearly, and leaves nothing behind when pods are deleted and when it stops.
 //!
 //! Needs `GATEHOUSE_KUBECONFIG` (scripts/test sets it) and the image programs from
 //! `conformance/images/build`; without the kubeconfig it says so loudly and checks nothing.
@@ -447,9 +447,39 @@ async fn node_agent_runs_conformance_backends_on_a_real_cluster() {
     assert_eq!(waiting.1, "Pending");
     assert!(!waiting.2, "a pod whose image cannot run must not be Ready");
 
+    // A program that fails at startup is restarted with backoff; its previous run's
+    // output stays readable.
+    let crasher: Pod = serde_json::from_value(json!({"metadata": {"name": "crasher", "namespace": NS},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": NODE}, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "echo", "image": "registry.k8s.io/gateway-api/echo-basic:v1.5.1",
+                                 "env": [{"name": "HTTP_PORT", "value": "not-a-port"}]}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &crasher).await.unwrap();
+    let exit_code = eventually("crasher restarted", || async {
+        let p = pods.get("crasher").await.map_err(|e| e.to_string())?;
+        let cs = p
+            .status
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c.into_iter().next())
+            .ok_or("no container status yet")?;
+        let last = cs
+            .last_state
+            .and_then(|l| l.terminated)
+            .ok_or("no previous run yet")?;
+        if cs.restart_count >= 1 && !cs.ready {
+            Ok(last.exit_code)
+        } else {
+            Err(format!("restartCount {}", cs.restart_count))
+        }
+    })
+    .await;
+    assert_ne!(exit_code, 0, "a failed start exits non-zero");
+    let previous = kubectl(&kc, &["-n", NS, "logs", "crasher", "--previous"]);
+    assert!(previous.contains("Failed to start listening"), "{previous}");
+
     // Deleting everything stops the processes and removes namespaces and veths.
     let spaces = netns_with_test_prefix();
-    assert_eq!(spaces.len(), 4, "one netns per pod: {spaces:?}");
+    assert_eq!(spaces.len(), 5, "one netns per pod: {spaces:?}");
     let pids: Vec<String> = spaces
         .iter()
         .flat_map(|ns| {
@@ -464,9 +494,9 @@ async fn node_agent_runs_conformance_backends_on_a_real_cluster() {
     for d in ["echo", "coredns"] {
         deps.delete(d, &DeleteParams::foreground()).await.unwrap();
     }
-    pods.delete("unknown-image", &DeleteParams::default())
-        .await
-        .unwrap();
+    for p in ["unknown-image", "crasher"] {
+        pods.delete(p, &DeleteParams::default()).await.unwrap();
+    }
     eventually("all pods gone from the API", || async {
         let left = pods
             .list(&ListParams::default())
