@@ -84,6 +84,7 @@ pub async fn run(shared: Arc<Shared>, uid: String, mut rx: watch::Receiver<PodEv
         setup_error: None,
         start_time: Timestamp::now(),
         key: None,
+        last_pod: None,
     };
     let end = worker.live(&mut rx).await;
     worker.teardown(end).await;
@@ -100,6 +101,8 @@ struct Worker {
     start_time: Timestamp,
     /// Namespace and name, once seen (the log index is keyed by them).
     key: Option<(String, String)>,
+    /// The pod as last seen, for the final status when the agent stops.
+    last_pod: Option<Arc<Pod>>,
 }
 
 fn current(rx: &watch::Receiver<PodEvent>) -> PodEvent {
@@ -134,6 +137,7 @@ impl Worker {
                 other => return other,
             };
             self.key = Some((pod.namespace().unwrap_or_default(), pod.name_any()));
+            self.last_pod = Some(pod.clone());
             match self.setup(&pod).await {
                 Ok(()) => break,
                 Err((reason, message)) => {
@@ -152,6 +156,7 @@ impl Worker {
                 PodEvent::Present(p) if !deleting(&p) => p,
                 other => return other,
             };
+            self.last_pod = Some(pod.clone());
             self.reconcile(&pod, &probe_tx).await;
             self.write_status(&pod).await;
             tokio::select! {
@@ -630,8 +635,14 @@ impl Worker {
             for c in &mut self.containers {
                 if let Some(r) = c.running.as_mut() {
                     match r.child.try_wait() {
-                        Ok(Some(_)) | Err(_) => {
+                        Ok(Some(status)) => {
                             process::signal_group(r.pid, Signal::SIGKILL);
+                            c.state = stopped(&c.state, exit_code(status));
+                            c.running = None;
+                        }
+                        Err(_) => {
+                            process::signal_group(r.pid, Signal::SIGKILL);
+                            c.state = stopped(&c.state, -1);
                             c.running = None;
                         }
                         Ok(None) => alive = true,
@@ -646,7 +657,8 @@ impl Worker {
         for c in &mut self.containers {
             if let Some(mut r) = c.running.take() {
                 process::signal_group(r.pid, Signal::SIGKILL);
-                let _ = r.child.wait().await;
+                let code = r.child.wait().await.map_or(-1, exit_code);
+                c.state = stopped(&c.state, code);
             }
         }
         // Anything that left its process group but not the namespace.
@@ -660,6 +672,11 @@ impl Worker {
             self.release_ip(ip);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        // The agent stopping is not the pod ending, but its processes are gone: say so,
+        // rather than leave a Ready pod (and its endpoints) that nothing serves.
+        if let (PodEvent::Shutdown, Some(pod)) = (&end, self.last_pod.clone()) {
+            self.write_status(&pod).await;
+        }
         if let Some((ns, name)) = &self.key {
             self.shared.logs.remove(ns, name);
         }
@@ -708,5 +725,28 @@ async fn probe_loop(
         {
             return;
         }
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// A container's state once the agent stopped it.
+fn stopped(state: &RunState, exit_code: i32) -> RunState {
+    let started_at = match state {
+        RunState::Running { started_at } => *started_at,
+        _ => Timestamp::now(),
+    };
+    RunState::Terminated {
+        exit_code,
+        signal: None,
+        reason: "NodeAgentStopped".into(),
+        started_at,
+        finished_at: Timestamp::now(),
     }
 }
