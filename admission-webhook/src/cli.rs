@@ -11,8 +11,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse-admission-webhook", version, about)]
@@ -46,6 +44,10 @@ pub struct RunArgs {
     /// Users who are admins. Repeatable.
     #[arg(long = "admin-user")]
     pub admin_users: Vec<String>,
+    /// How often to look again for optional Gateway API CRDs (TLSRoute, ListenerSet, ...)
+    /// that were not installed.
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_CRD_RECHECK_SECONDS", default_value_t = watch::DEFAULT_RECHECK.as_secs())]
+    pub crd_recheck_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,14 +99,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     )
     .await?;
     let client = kube::Client::try_default().await?;
-    let changed = Arc::new(Notify::new());
-    let mut watchers = JoinSet::new();
-    let caches = Arc::new(Caches::start(&client, &changed, &mut watchers));
-    let snapshots = watch::keep_current(caches, changed, source, webhook.metrics.clone());
+    let caches = Arc::new(Caches::new(client));
+    let recheck = Duration::from_secs(args.crd_recheck_seconds.max(1));
+    let snapshots = watch::keep_current(caches, source, webhook.metrics.clone(), recheck);
     tokio::select! {
         result = snapshots => result?,
         _ = server.wait() => {}
-        _ = watchers.join_next() => {}
         _ = tokio::signal::ctrl_c() => return Ok(()),
     }
     Err(RunError::Stopped)

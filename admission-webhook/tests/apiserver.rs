@@ -11,15 +11,13 @@ use common::{Pki, replace};
 use gatehouse_admission_webhook::server::{self, ServerConfig};
 use gatehouse_admission_webhook::source::SnapshotSource;
 use gatehouse_admission_webhook::tls::CertFiles;
-use gatehouse_admission_webhook::watch::{Caches, keep_current};
+use gatehouse_admission_webhook::watch::{Caches, DEFAULT_RECHECK, keep_current};
 use gatehouse_admission_webhook::webhook::Webhook;
 use gatehouse_policy::{Admins, Policy};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 const TENANT_GROUP: &str = "gatehouse-test-tenants";
 const WEBHOOK_CONFIG: &str = "gatehouse-test-webhook";
@@ -231,14 +229,12 @@ async fn webhook_guards_a_real_apiserver() {
     .await
     .unwrap();
     let client = kube::Client::try_from(config).unwrap();
-    let changed = Arc::new(Notify::new());
-    let mut watchers = JoinSet::new();
-    let caches = Arc::new(Caches::start(&client, &changed, &mut watchers));
+    let caches = Arc::new(Caches::new(client));
     let snapshots = tokio::spawn(keep_current(
         caches,
-        changed,
         source.clone(),
         webhook.metrics.clone(),
+        DEFAULT_RECHECK,
     ));
     for _ in 0..600 {
         if source.is_synced() {
