@@ -62,6 +62,9 @@ async fn client(kubeconfig: &str, user: Option<&UserInfo>) -> Client {
     )
     .await
     .expect("kubeconfig is usable");
+    // One request, one outcome: kube-rs would otherwise retry a 503 (such as the webhook's
+    // "not watching this kind yet") and hide the first answer.
+    config.default_retry = false;
     if let Some(user) = user {
         config.auth_info.impersonate = Some(user.username.clone());
         config.auth_info.impersonate_groups = Some(user.groups.clone());
