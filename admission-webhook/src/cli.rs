@@ -6,6 +6,8 @@ use crate::tls::CertFiles;
 use crate::watch::{self, Caches, NotSynced};
 use crate::webhook::Webhook;
 use clap::{Args, Parser, Subcommand};
+#[cfg(test)]
+use gatehouse_policy::SYSTEM_MASTERS;
 use gatehouse_policy::{Admins, Policy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,11 +40,20 @@ pub struct RunArgs {
     /// Plain-HTTP `/metrics` and `/healthz`; must be a loopback address.
     #[arg(long, env = "GATEHOUSE_WEBHOOK_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-    /// Groups whose members are admins (`system:masters` always is). Repeatable.
-    #[arg(long = "admin-group")]
+    /// Groups whose members are admins (`system:masters` always is). Repeatable, or
+    /// comma-separated in the environment variable.
+    #[arg(
+        long = "admin-group",
+        env = "GATEHOUSE_WEBHOOK_ADMIN_GROUPS",
+        value_delimiter = ','
+    )]
     pub admin_groups: Vec<String>,
-    /// Users who are admins. Repeatable.
-    #[arg(long = "admin-user")]
+    /// Users who are admins. Repeatable, or comma-separated in the environment variable.
+    #[arg(
+        long = "admin-user",
+        env = "GATEHOUSE_WEBHOOK_ADMIN_USERS",
+        value_delimiter = ','
+    )]
     pub admin_users: Vec<String>,
     /// How often to look again for optional Gateway API CRDs (TLSRoute, ListenerSet, ...)
     /// that were not installed.
@@ -66,11 +77,18 @@ pub enum RunError {
 
 impl RunArgs {
     pub fn policy(&self) -> Policy {
+        // An empty entry (a trailing comma, an unset value) names nobody.
+        let named = |s: &&String| !s.trim().is_empty();
         let admins = self
             .admin_groups
             .iter()
-            .fold(Admins::default(), |a, g| a.with_group(g));
-        let admins = self.admin_users.iter().fold(admins, |a, u| a.with_user(u));
+            .filter(named)
+            .fold(Admins::default(), |a, g| a.with_group(g.trim()));
+        let admins = self
+            .admin_users
+            .iter()
+            .filter(named)
+            .fold(admins, |a, u| a.with_user(u.trim()));
         Policy::new(admins)
     }
 }
@@ -108,4 +126,43 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         _ = tokio::signal::ctrl_c() => return Ok(()),
     }
     Err(RunError::Stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> RunArgs {
+        let argv = ["webhook", "run", "--tls-cert", "c", "--tls-key", "k"];
+        match Cli::try_parse_from(argv.iter().chain(args))
+            .expect("parses")
+            .command
+        {
+            Command::Run(run) => run,
+        }
+    }
+
+    #[test]
+    fn admin_groups_and_users_come_from_repeated_or_comma_separated_flags() {
+        let admins = parse(&[
+            "--admin-group",
+            "platform-admins,sre",
+            "--admin-group",
+            "ops",
+            "--admin-user",
+            "alice,",
+        ])
+        .policy()
+        .admins;
+        let groups: Vec<&str> = admins.groups.iter().map(String::as_str).collect();
+        assert_eq!(groups, ["ops", "platform-admins", "sre", SYSTEM_MASTERS]);
+        let users: Vec<&str> = admins.users.iter().map(String::as_str).collect();
+        assert_eq!(users, ["alice"]);
+    }
+
+    #[test]
+    fn without_admin_flags_only_system_masters_is_admin() {
+        let admins = parse(&[]).policy().admins;
+        assert_eq!(admins, gatehouse_policy::Admins::default());
+    }
 }

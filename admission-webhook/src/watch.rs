@@ -207,6 +207,14 @@ impl Caches {
         }
     }
 
+    /// Every kind these caches read (and so every kind the webhook's RBAC must let it list
+    /// and watch).
+    pub fn kinds(&self) -> Vec<Kind> {
+        let mut kinds = Vec::new();
+        each_kind!(self, |w| kinds.push(w.kind));
+        kinds
+    }
+
     /// Starts every watch not running yet whose kind is served. Returns the optional kinds
     /// that are not (or could not be checked: that is retried like a missing CRD).
     pub async fn start_available(&self) -> Vec<Kind> {

@@ -341,36 +341,52 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// The chart's ValidatingWebhookConfiguration (its rules and selectors exactly), renamed
+/// and pointed at the webhook on `localhost:port` instead of the in-cluster Service.
 fn registration(name: &str, port: u16, ca_pem: &str) -> String {
-    format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {{name: {name}}}
-webhooks:
-  - name: {WEBHOOK_NAME}
-    admissionReviewVersions: [v1]
-    sideEffects: None
-    failurePolicy: Fail
-    timeoutSeconds: 5
-    clientConfig:
-      url: https://localhost:{port}/validate
-      caBundle: {}
-    rules:
-      - apiGroups: [gatehouse.dev]
-        apiVersions: ["*"]
-        operations: [CREATE, UPDATE, DELETE]
-        resources: [tenants, tenantroutes, tenantcertificates]
-      - apiGroups: [gateway.networking.k8s.io]
-        apiVersions: ["*"]
-        operations: [CREATE, UPDATE, DELETE]
-        resources: [gatewayclasses, gateways, httproutes, grpcroutes, tlsroutes, listenersets, referencegrants]
-      - apiGroups: [""]
-        apiVersions: [v1]
-        operations: [CREATE, UPDATE]
-        resources: [namespaces]
-"#,
-        base64(ca_pem.as_bytes())
-    )
+    let mut config = chart_documents(&chart_dir())
+        .into_iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("the chart registers the webhook");
+    config["metadata"]["name"] = Value::String(name.to_string());
+    for webhook in config["webhooks"]
+        .as_array_mut()
+        .expect("webhooks is a list")
+    {
+        webhook["clientConfig"] = serde_json::json!({
+            "url": format!("https://localhost:{port}/validate"),
+            "caBundle": base64(ca_pem.as_bytes()),
+        });
+    }
+    serde_json::to_string(&config).expect("json")
+}
+
+pub fn chart_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/gatehouse")
+}
+
+/// `kubectl kustomize DIR`, one JSON value per rendered document.
+pub fn chart_documents(dir: &Path) -> Vec<Value> {
+    let kubectl = std::env::var("GATEHOUSE_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl kustomize runs");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| {
+            let value: serde_yaml::Value =
+                serde::Deserialize::deserialize(doc).expect("rendered YAML parses");
+            serde_json::to_value(value).expect("YAML is JSON")
+        })
+        .collect()
 }
 
 pub fn base64(bytes: &[u8]) -> String {
