@@ -6,26 +6,12 @@ use gatehouse_policy::{Kind, Object, ObjectRef, Operation, Request, UserInfo};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Every kind the policy has rules for. Anything else reaching the webhook was registered
-/// by someone else's configuration and is not ours to refuse.
-const KINDS: [Kind; 11] = [
-    Kind::Tenant,
-    Kind::TenantRoute,
-    Kind::TenantCertificate,
-    Kind::HttpRoute,
-    Kind::GrpcRoute,
-    Kind::TlsRoute,
-    Kind::Gateway,
-    Kind::GatewayClass,
-    Kind::ListenerSet,
-    Kind::ReferenceGrant,
-    Kind::Namespace,
-];
-
 /// The policy kind for a group and kind; the version is ignored because every served
 /// version of these resources round-trips through the same stored schema.
 pub fn known_kind(gvk: &GroupVersionKind) -> Option<Kind> {
-    KINDS
+    // Anything else reaching the webhook was registered by someone else's configuration
+    // and is not ours to refuse.
+    Kind::ALL
         .into_iter()
         .find(|k| k.as_str() == gvk.kind && k.group() == gvk.group)
 }

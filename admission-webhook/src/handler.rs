@@ -13,6 +13,9 @@ use std::sync::LazyLock;
 /// partial world could hand out a hostname that is already taken.
 pub const NOT_SYNCED: &str = "webhook caches not synced yet; retry in a few seconds";
 pub const REASON_NOT_SYNCED: &str = "CachesNotSynced";
+/// A kind whose CRD was not installed when the webhook last looked: none of its objects are
+/// in the snapshot, so admitting one could hand out a hostname another of them already uses.
+pub const REASON_NOT_WATCHED: &str = "KindNotWatched";
 pub const REASON_MALFORMED: &str = "MalformedRequest";
 pub const REASON_BAD_REVIEW: &str = "BadReview";
 
@@ -54,6 +57,17 @@ pub struct Reply {
 
 /// Answers one request body. `snapshot` is `None` until the watch caches have synced.
 pub fn handle_review(policy: &Policy, snapshot: Option<&Snapshot>, body: &[u8]) -> Reply {
+    handle_review_with(policy, snapshot, &[], body)
+}
+
+/// [`handle_review`] when some optional kinds are `unwatched`: creates and updates of those
+/// are refused (code 503) until their watch has synced.
+pub fn handle_review_with(
+    policy: &Policy,
+    snapshot: Option<&Snapshot>,
+    unwatched: &[Kind],
+    body: &[u8],
+) -> Reply {
     let review: AdmissionReview =
         match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)) {
             Ok(review) => review,
@@ -96,6 +110,18 @@ pub fn handle_review(policy: &Policy, snapshot: Option<&Snapshot>, body: &[u8]) 
         reason,
     };
     let subject = convert::object_ref(kind, &request);
+    if unwatched.contains(&kind) && operation != Operation::Delete {
+        let message = format!(
+            "{subject}: the webhook is not watching {kind} objects yet (their CRD was not \
+             installed when it last checked); retry in a few seconds"
+        );
+        let status = denial(503, REASON_NOT_WATCHED, message, &subject, "");
+        return answer(
+            uid,
+            Some(status),
+            outcome(Verdict::Denied, REASON_NOT_WATCHED),
+        );
+    }
     let snapshot = match snapshot {
         Some(snapshot) => snapshot,
         // A delete is judged only on who asks, never on the cluster's state, so it need not

@@ -155,6 +155,15 @@ async fn route(
     let path = request.uri().path();
     Ok(match (request.method(), path) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_string()),
+        // Ready once the caches have synced: until then every write is refused, so a
+        // rollout should keep the old replicas serving.
+        (&Method::GET, "/readyz") if webhook.source.is_synced() => {
+            text(StatusCode::OK, "ok\n".to_string())
+        }
+        (&Method::GET, "/readyz") => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "watch caches not synced yet\n".to_string(),
+        ),
         (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, webhook.render_metrics());
             response.headers_mut().insert(

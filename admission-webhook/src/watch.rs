@@ -1,11 +1,19 @@
 //! Watch caches over every kind the policy reads, and the task that turns them into
-//! snapshots. Only exercised against a real kube-apiserver (`run` subcommand).
+//! snapshots. Only exercised against a real kube-apiserver (`run` subcommand and the
+//! cluster tests).
+//!
+//! Gatehouse's own CRDs and Namespaces are required: without them there is nothing to
+//! decide against, so the webhook stays unsynced (and refuses writes) until they are
+//! served. The Gateway API kinds are optional: a cluster may lack TLSRoute or ListenerSet,
+//! and the webhook must still become ready. A missing optional kind is logged, re-checked
+//! periodically (and at once when someone tries to write it), and writes of it are refused
+//! until its watch has synced, so an object the caches cannot see is never admitted.
 
 use crate::metrics::Metrics;
 use crate::source::SnapshotSource;
 use futures_util::StreamExt;
 use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
-use gatehouse_policy::{Objects, Snapshot};
+use gatehouse_policy::{Kind, Objects, Snapshot};
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
@@ -13,12 +21,13 @@ use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::runtime::reflector::{self, Store};
+use kube::api::ListParams;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -27,128 +36,319 @@ use tokio::task::JoinSet;
 /// hundred routes should cost a few snapshots, not a hundred.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
+/// How often a missing optional CRD is looked for again.
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 #[error("watch cache for {kind} stopped before it synced")]
 pub struct NotSynced {
-    pub kind: &'static str,
+    pub kind: Kind,
+}
+
+/// One kind's watch: not started until its resource is known to be served.
+struct Watched<K: Resource<DynamicType = ()> + 'static> {
+    kind: Kind,
+    optional: bool,
+    store: OnceLock<Store<K>>,
+}
+
+impl<K> Watched<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    fn required(kind: Kind) -> Self {
+        Self {
+            kind,
+            optional: false,
+            store: OnceLock::new(),
+        }
+    }
+
+    fn optional(kind: Kind) -> Self {
+        Self {
+            optional: true,
+            ..Self::required(kind)
+        }
+    }
+
+    /// Starts the watch unless it runs already; `Ok(false)` when an optional kind is not
+    /// served by the apiserver (its CRD, or the version we read, is not installed).
+    async fn start(
+        &self,
+        client: &Client,
+        changed: &Arc<Notify>,
+        tasks: &Mutex<JoinSet<()>>,
+    ) -> Result<bool, kube::Error> {
+        if self.store.get().is_some() {
+            return Ok(true);
+        }
+        let api = Api::<K>::all(client.clone());
+        if self.optional {
+            match api.list_metadata(&ListParams::default().limit(1)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        let store = spawn(api, self.kind, changed.clone(), tasks);
+        // Only `keep_current` starts watches, one call at a time, so this never loses a race.
+        let _ = self.store.set(store);
+        Ok(true)
+    }
+
+    async fn wait_synced(&self) -> Result<(), NotSynced> {
+        match self.store.get() {
+            Some(store) => store
+                .wait_until_ready()
+                .await
+                .map_err(|_| NotSynced { kind: self.kind }),
+            None => Ok(()),
+        }
+    }
+
+    fn owned(&self) -> Vec<K> {
+        self.store.get().map_or_else(Vec::new, |store| {
+            store.state().iter().map(|k| K::clone(k)).collect()
+        })
+    }
+
+    fn resource_version(&self, namespace: Option<&str>, name: &str) -> Option<String> {
+        let mut key = ObjectRef::<K>::new(name);
+        if let Some(ns) = namespace {
+            key = key.within(ns);
+        }
+        let object = self.store.get()?.get(&key)?;
+        Some(object.resource_version().unwrap_or_default())
+    }
+}
+
+/// Runs `$body` once per watched kind with `$w` bound to its [`Watched`].
+macro_rules! each_kind {
+    ($caches:expr, |$w:ident| $body:expr) => {{
+        let c = $caches;
+        {
+            let $w = &c.tenants;
+            $body
+        }
+        {
+            let $w = &c.namespaces;
+            $body
+        }
+        {
+            let $w = &c.tenant_routes;
+            $body
+        }
+        {
+            let $w = &c.tenant_certificates;
+            $body
+        }
+        {
+            let $w = &c.http_routes;
+            $body
+        }
+        {
+            let $w = &c.grpc_routes;
+            $body
+        }
+        {
+            let $w = &c.tls_routes;
+            $body
+        }
+        {
+            let $w = &c.reference_grants;
+            $body
+        }
+        {
+            let $w = &c.gateways;
+            $body
+        }
+        {
+            let $w = &c.listener_sets;
+            $body
+        }
+    }};
 }
 
 /// One reflector store per kind the policy reads. Secrets are deliberately absent.
 pub struct Caches {
-    tenants: Store<Tenant>,
-    namespaces: Store<Namespace>,
-    tenant_routes: Store<TenantRoute>,
-    tenant_certificates: Store<TenantCertificate>,
-    http_routes: Store<HttpRoute>,
-    grpc_routes: Store<GrpcRoute>,
-    tls_routes: Store<TlsRoute>,
-    reference_grants: Store<ReferenceGrant>,
-    gateways: Store<Gateway>,
-    listener_sets: Store<ListenerSet>,
+    client: Client,
+    changed: Arc<Notify>,
+    /// The watcher tasks; dropped (and so stopped) with the caches.
+    tasks: Mutex<JoinSet<()>>,
+    tenants: Watched<Tenant>,
+    namespaces: Watched<Namespace>,
+    tenant_routes: Watched<TenantRoute>,
+    tenant_certificates: Watched<TenantCertificate>,
+    http_routes: Watched<HttpRoute>,
+    grpc_routes: Watched<GrpcRoute>,
+    tls_routes: Watched<TlsRoute>,
+    reference_grants: Watched<ReferenceGrant>,
+    gateways: Watched<Gateway>,
+    listener_sets: Watched<ListenerSet>,
 }
 
 impl Caches {
-    /// Starts one watcher per kind on `tasks`; each pokes `changed` after every event.
-    pub fn start(client: &Client, changed: &Arc<Notify>, tasks: &mut JoinSet<()>) -> Self {
-        let watch = |kind| (client.clone(), changed.clone(), kind);
+    /// Caches with no watch started yet; [`keep_current`] starts them.
+    pub fn new(client: Client) -> Self {
         Self {
-            tenants: spawn(watch("Tenant"), tasks),
-            namespaces: spawn(watch("Namespace"), tasks),
-            tenant_routes: spawn(watch("TenantRoute"), tasks),
-            tenant_certificates: spawn(watch("TenantCertificate"), tasks),
-            http_routes: spawn(watch("HTTPRoute"), tasks),
-            grpc_routes: spawn(watch("GRPCRoute"), tasks),
-            tls_routes: spawn(watch("TLSRoute"), tasks),
-            reference_grants: spawn(watch("ReferenceGrant"), tasks),
-            gateways: spawn(watch("Gateway"), tasks),
-            listener_sets: spawn(watch("ListenerSet"), tasks),
+            client,
+            changed: Arc::new(Notify::new()),
+            tasks: Mutex::new(JoinSet::new()),
+            tenants: Watched::required(Kind::Tenant),
+            namespaces: Watched::required(Kind::Namespace),
+            tenant_routes: Watched::required(Kind::TenantRoute),
+            tenant_certificates: Watched::required(Kind::TenantCertificate),
+            http_routes: Watched::optional(Kind::HttpRoute),
+            grpc_routes: Watched::optional(Kind::GrpcRoute),
+            tls_routes: Watched::optional(Kind::TlsRoute),
+            reference_grants: Watched::optional(Kind::ReferenceGrant),
+            gateways: Watched::optional(Kind::Gateway),
+            listener_sets: Watched::optional(Kind::ListenerSet),
         }
     }
 
+    /// Every kind these caches read (and so every kind the webhook's RBAC must let it list
+    /// and watch).
+    pub fn kinds(&self) -> Vec<Kind> {
+        let mut kinds = Vec::new();
+        each_kind!(self, |w| kinds.push(w.kind));
+        kinds
+    }
+
+    /// Starts every watch not running yet whose kind is served. Returns the optional kinds
+    /// that are not (or could not be checked: that is retried like a missing CRD).
+    pub async fn start_available(&self) -> Vec<Kind> {
+        let mut missing = Vec::new();
+        each_kind!(
+            self,
+            |w| match w.start(&self.client, &self.changed, &self.tasks).await {
+                Ok(true) => {}
+                Ok(false) => missing.push(w.kind),
+                Err(e) => {
+                    tracing::warn!(kind = %w.kind, error = %e, "could not check whether the kind is served; retrying later");
+                    missing.push(w.kind);
+                }
+            }
+        );
+        missing
+    }
+
+    /// Waits until every started watch has listed its kind once.
     pub async fn wait_synced(&self) -> Result<(), NotSynced> {
-        async fn ready<K>(store: &Store<K>, kind: &'static str) -> Result<(), NotSynced>
-        where
-            K: Resource<DynamicType = ()> + Clone + 'static,
-        {
-            store
-                .wait_until_ready()
-                .await
-                .map_err(|_| NotSynced { kind })
-        }
-        ready(&self.tenants, "Tenant").await?;
-        ready(&self.namespaces, "Namespace").await?;
-        ready(&self.tenant_routes, "TenantRoute").await?;
-        ready(&self.tenant_certificates, "TenantCertificate").await?;
-        ready(&self.http_routes, "HTTPRoute").await?;
-        ready(&self.grpc_routes, "GRPCRoute").await?;
-        ready(&self.tls_routes, "TLSRoute").await?;
-        ready(&self.reference_grants, "ReferenceGrant").await?;
-        ready(&self.gateways, "Gateway").await?;
-        ready(&self.listener_sets, "ListenerSet").await
+        each_kind!(self, |w| w.wait_synced().await?);
+        Ok(())
     }
 
     pub fn objects(&self) -> Objects {
-        fn owned<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) -> Vec<K> {
-            store.state().iter().map(|k| K::clone(k)).collect()
-        }
         Objects {
-            tenants: owned(&self.tenants),
-            namespaces: owned(&self.namespaces),
-            tenant_routes: owned(&self.tenant_routes),
-            tenant_certificates: owned(&self.tenant_certificates),
-            http_routes: owned(&self.http_routes),
-            grpc_routes: owned(&self.grpc_routes),
-            tls_routes: owned(&self.tls_routes),
-            reference_grants: owned(&self.reference_grants),
-            gateways: owned(&self.gateways),
-            listener_sets: owned(&self.listener_sets),
+            tenants: self.tenants.owned(),
+            namespaces: self.namespaces.owned(),
+            tenant_routes: self.tenant_routes.owned(),
+            tenant_certificates: self.tenant_certificates.owned(),
+            http_routes: self.http_routes.owned(),
+            grpc_routes: self.grpc_routes.owned(),
+            tls_routes: self.tls_routes.owned(),
+            reference_grants: self.reference_grants.owned(),
+            gateways: self.gateways.owned(),
+            listener_sets: self.listener_sets.owned(),
         }
+    }
+
+    /// The resourceVersion of the object as the cache holds it, if it does.
+    pub fn resource_version(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<String> {
+        let mut found = None;
+        each_kind!(self, |w| if w.kind == kind {
+            found = w.resource_version(namespace, name);
+        });
+        found
+    }
+
+    /// Asks for a snapshot rebuild as if a watch event had arrived.
+    pub fn poke(&self) {
+        self.changed.notify_one();
     }
 }
 
-fn spawn<K>(
-    (client, changed, kind): (Client, Arc<Notify>, &'static str),
-    tasks: &mut JoinSet<()>,
-) -> Store<K>
+fn spawn<K>(api: Api<K>, kind: Kind, changed: Arc<Notify>, tasks: &Mutex<JoinSet<()>>) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let api = Api::<K>::all(client);
     let events =
         reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-    tasks.spawn(async move {
+    let task = async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
             match event {
                 // Objects listed during a relist are not in the store until InitDone.
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
                 Ok(_) => changed.notify_one(),
-                Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying with backoff"),
+                Err(e) => tracing::warn!(%kind, error = %e, "watch failed; retrying with backoff"),
             }
         }
-    });
+    };
+    tasks.lock().unwrap_or_else(|p| p.into_inner()).spawn(task);
     reader
 }
 
-/// Publishes a snapshot once every cache has synced, then again after each burst of changes.
+/// Publishes a snapshot once every started cache has synced, then again after each burst
+/// of changes; looks for missing optional kinds every `recheck` and when asked.
 pub async fn keep_current(
     caches: Arc<Caches>,
-    changed: Arc<Notify>,
     source: Arc<SnapshotSource>,
     metrics: Arc<Metrics>,
+    recheck: Duration,
 ) -> Result<(), NotSynced> {
+    let mut missing = caches.start_available().await;
+    log_missing(&missing, &[], recheck);
     caches.wait_synced().await?;
     tracing::info!("watch caches synced");
     loop {
+        let build = source.begin_build();
         let from = caches.clone();
         // Indexing 100k routes takes long enough that it must not stall a runtime worker.
         let snapshot = tokio::task::spawn_blocking(move || Snapshot::new(from.objects()))
             .await
             .expect("snapshot build does not panic");
-        source.publish(snapshot);
+        source.publish(snapshot, build);
+        // Only now does the snapshot hold the kinds that just started, so only now may
+        // their writes be judged.
+        source.set_unwatched(missing.clone());
         metrics.snapshot_built();
-        changed.notified().await;
-        tokio::time::sleep(DEBOUNCE).await;
+        let look_again = tokio::select! {
+            _ = caches.changed.notified() => false,
+            _ = tokio::time::sleep(recheck), if !missing.is_empty() => true,
+            _ = source.recheck_requested(), if !missing.is_empty() => true,
+        };
+        if look_again {
+            let still = caches.start_available().await;
+            log_missing(&still, &missing, recheck);
+            if still.len() < missing.len() {
+                caches.wait_synced().await?;
+                tracing::info!("watch caches synced");
+            }
+            missing = still;
+        } else {
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+    }
+}
+
+fn log_missing(now: &[Kind], before: &[Kind], recheck: Duration) {
+    for kind in now.iter().filter(|k| !before.contains(k)) {
+        tracing::warn!(
+            %kind,
+            "{kind} is not served by the apiserver (CRD not installed); not watching it, \
+             refusing writes of it, re-checking every {}s",
+            recheck.as_secs()
+        );
+    }
+    for kind in before.iter().filter(|k| !now.contains(k)) {
+        tracing::info!(%kind, "{kind} is served now; watching it");
     }
 }

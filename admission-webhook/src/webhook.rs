@@ -1,6 +1,6 @@
 //! The shared state behind every connection: policy, current snapshot, metrics.
 
-use crate::handler::{Reply, handle_review};
+use crate::handler::{REASON_NOT_WATCHED, Reply, handle_review_with};
 use crate::metrics::Metrics;
 use crate::source::SnapshotSource;
 use gatehouse_policy::Policy;
@@ -25,7 +25,12 @@ impl Webhook {
     pub fn review(&self, body: &[u8]) -> Reply {
         let started = Instant::now();
         let snapshot = self.source.load();
-        let reply = handle_review(&self.policy, snapshot.as_deref(), body);
+        let unwatched = self.source.unwatched();
+        let reply = handle_review_with(&self.policy, snapshot.as_deref(), &unwatched, body);
+        if reply.outcome.reason == REASON_NOT_WATCHED {
+            // Someone writes the kind, so its CRD exists now: do not wait for the next check.
+            self.source.request_recheck();
+        }
         self.metrics.record(&reply.outcome, started.elapsed());
         reply
     }

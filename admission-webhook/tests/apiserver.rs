@@ -6,112 +6,34 @@
 //! so loudly and checks nothing.
 
 mod common;
+mod live;
 
-use common::{Pki, replace};
-use gatehouse_admission_webhook::server::{self, ServerConfig};
-use gatehouse_admission_webhook::source::SnapshotSource;
-use gatehouse_admission_webhook::tls::CertFiles;
-use gatehouse_admission_webhook::watch::{Caches, keep_current};
-use gatehouse_admission_webhook::webhook::Webhook;
+use gatehouse_admission_webhook::watch::DEFAULT_RECHECK;
 use gatehouse_policy::{Admins, Policy};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
+use live::{Cluster, LiveWebhook};
+use std::process::Output;
 use std::time::Duration;
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 const TENANT_GROUP: &str = "gatehouse-test-tenants";
 const WEBHOOK_CONFIG: &str = "gatehouse-test-webhook";
 
-struct Kubectl {
-    bin: String,
-    kubeconfig: String,
-}
-
-impl Kubectl {
-    fn run(&self, as_user: Option<&str>, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
-        if let Some(user) = as_user {
-            cmd.arg(format!("--as={user}"))
-                .arg(format!("--as-group={TENANT_GROUP}"))
-                .arg("--as-group=system:authenticated");
-        }
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).unwrap();
-        drop(input);
-        child.wait_with_output().unwrap()
-    }
-
-    fn apply(&self, as_user: Option<&str>, manifest: &str) -> Output {
-        self.run(as_user, &["apply", "-f", "-"], manifest)
-    }
-
-    fn must(&self, out: Output, what: &str) {
-        assert!(
-            out.status.success(),
-            "{what}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-/// Removes the webhook registration even when the test fails, so later tests writing these
-/// kinds do not meet a webhook that is gone.
-struct Registration<'a>(&'a Kubectl);
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.run(
-            None,
-            &[
-                "delete",
-                "validatingwebhookconfiguration",
-                WEBHOOK_CONFIG,
-                "--ignore-not-found",
-            ],
-            "",
-        );
-    }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Gateway API and Gatehouse CRDs, through the harness's own script.
-fn install_crds(k: &Kubectl) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/cluster/install-crds");
-    let out = Command::new(script)
-        .env("KUBECONFIG", &k.kubeconfig)
-        .output()
-        .expect("install-crds runs");
-    k.must(out, "installing CRDs");
+/// `kubectl apply` as `as_user` (impersonated, in the test tenants' group) or as admin.
+fn apply(cluster: &Cluster, as_user: Option<&str>, manifest: &str) -> Output {
+    let (user, group) = match as_user {
+        Some(user) => (format!("--as={user}"), format!("--as-group={TENANT_GROUP}")),
+        None => return cluster.kubectl(&["apply", "-f", "-"], manifest),
+    };
+    cluster.kubectl(
+        &[
+            &user,
+            &group,
+            "--as-group=system:authenticated",
+            "apply",
+            "-f",
+            "-",
+        ],
+        manifest,
+    )
 }
 
 const WORLD: &str = r#"
@@ -154,34 +76,6 @@ subjects:
   - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: gatehouse-test-tenants}
 "#;
 
-fn registration(port: u16, ca_pem: &str) -> String {
-    format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {{name: {WEBHOOK_CONFIG}}}
-webhooks:
-  - name: tenancy.gatehouse.dev
-    admissionReviewVersions: [v1]
-    sideEffects: None
-    failurePolicy: Fail
-    timeoutSeconds: 5
-    clientConfig:
-      url: https://localhost:{port}/validate
-      caBundle: {}
-    rules:
-      - apiGroups: [gatehouse.dev]
-        apiVersions: ["*"]
-        operations: [CREATE, UPDATE, DELETE]
-        resources: [tenants, tenantroutes, tenantcertificates]
-      - apiGroups: [gateway.networking.k8s.io]
-        apiVersions: ["*"]
-        operations: [CREATE, UPDATE, DELETE]
-        resources: [gatewayclasses, gateways, httproutes, grpcroutes, tlsroutes, listenersets]
-"#,
-        base64(ca_pem.as_bytes())
-    )
-}
-
 fn tenant_route(ns: &str, name: &str, hostname: &str) -> String {
     format!(
         "apiVersion: gatehouse.dev/v1alpha1\nkind: TenantRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{hostnames: [\"{hostname}\"], http: [{{backendRefs: [{{name: web, port: 80}}]}}]}}\n"
@@ -190,72 +84,26 @@ fn tenant_route(ns: &str, name: &str, hostname: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_guards_a_real_apiserver() {
-    let Ok(kubeconfig) = std::env::var("GATEHOUSE_KUBECONFIG") else {
-        eprintln!(
-            "\n*** SKIPPED: GATEHOUSE_KUBECONFIG is not set; the webhook was not run behind a \
-             real kube-apiserver. scripts/test sets it. ***\n"
-        );
+    let Some(k) = live::cluster("the webhook behind a real kube-apiserver").await else {
         return;
     };
-    let k = Kubectl {
-        bin: std::env::var("GATEHOUSE_KUBECTL").unwrap_or_else(|_| "kubectl".into()),
-        kubeconfig: kubeconfig.clone(),
-    };
-    install_crds(&k);
-    k.must(k.apply(None, WORLD), "admin creates the world");
-
-    // The webhook, with caches watching the real cluster.
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new();
-    let leaf = pki.leaf("webhook", 1);
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    replace(&cert, leaf.cert_pem.as_bytes());
-    replace(&key, leaf.key_pem.as_bytes());
-    let source = Arc::new(SnapshotSource::unsynced());
-    let webhook = Arc::new(Webhook::new(Policy::new(Admins::default()), source.clone()));
-    let server = server::start(
-        webhook.clone(),
-        ServerConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            cert: CertFiles { cert, key },
-            metrics_addr: None,
-            cert_poll: Duration::from_secs(1),
-        },
-    )
-    .await
-    .expect("webhook starts");
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
-    let changed = Arc::new(Notify::new());
-    let mut watchers = JoinSet::new();
-    let caches = Arc::new(Caches::start(&client, &changed, &mut watchers));
-    let snapshots = tokio::spawn(keep_current(
-        caches,
-        changed,
-        source.clone(),
-        webhook.metrics.clone(),
-    ));
-    for _ in 0..600 {
-        if source.is_synced() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        source.is_synced(),
-        "watch caches synced against the real apiserver"
-    );
-
+    k.install_crds();
+    // Tenants left by other tests would own some of these hostnames first.
     k.must(
-        k.apply(None, &registration(server.addr.port(), &pki.ca_pem)),
-        "registering the webhook",
+        &[
+            "delete",
+            "tenants.gatehouse.dev",
+            "--ignore-not-found",
+            "wh-alice",
+            "wh-bob",
+        ],
+        "",
     );
-    let _registration = Registration(&k);
+    k.must(&["apply", "-f", "-"], WORLD);
+
+    let webhook = LiveWebhook::start(&k, Policy::new(Admins::default()), DEFAULT_RECHECK).await;
+    webhook.wait_synced().await;
+    let registration = webhook.register(&k, WEBHOOK_CONFIG);
     // Let the apiserver pick the registration up.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -306,7 +154,7 @@ async fn webhook_guards_a_real_apiserver() {
     ];
     let mut failures = Vec::new();
     for (name, user, manifest, allowed, says) in &cases {
-        let out = k.apply(Some(user), manifest);
+        let out = apply(&k, Some(user), manifest);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let denied_by_webhook = stderr.contains("denied the request");
         match allowed {
@@ -320,7 +168,8 @@ async fn webhook_guards_a_real_apiserver() {
     }
     // The quota counts what the apiserver stored: alice has 1 route of 2, a second fits and
     // a third does not.
-    let second = k.apply(
+    let second = apply(
+        &k,
         Some("wh-alice"),
         &tenant_route("wh-alice", "two", "a.alice.wh.example.com"),
     );
@@ -333,7 +182,8 @@ async fn webhook_guards_a_real_apiserver() {
     let mut third_denied = false;
     for _ in 0..20 {
         // The caches see the second route a moment after it is stored.
-        let third = k.apply(
+        let third = apply(
+            &k,
             Some("wh-alice"),
             &tenant_route("wh-alice", "three", "b.alice.wh.example.com"),
         );
@@ -343,8 +193,7 @@ async fn webhook_guards_a_real_apiserver() {
             third_denied = true;
             break;
         }
-        let _ = k.run(
-            None,
+        let _ = k.kubectl(
             &[
                 "delete",
                 "tenantroute",
@@ -360,7 +209,16 @@ async fn webhook_guards_a_real_apiserver() {
     if !third_denied {
         failures.push("route quota of 2 was not enforced on the third route".into());
     }
-    drop(_registration);
-    snapshots.abort();
+    drop(registration);
+    k.must(
+        &[
+            "delete",
+            "tenants.gatehouse.dev",
+            "--ignore-not-found",
+            "wh-alice",
+            "wh-bob",
+        ],
+        "",
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -156,9 +156,11 @@ async fn before_the_caches_sync_tenant_kinds_are_refused_and_others_pass() {
         .expect("answered");
     assert_eq!(common::response(&answer)["allowed"], true);
 
-    t.webhook.source.publish(gatehouse_policy::Snapshot::new(
-        gatehouse_policy::attacks::world(),
-    ));
+    let build = t.webhook.source.begin_build();
+    t.webhook.source.publish(
+        gatehouse_policy::Snapshot::new(gatehouse_policy::attacks::world()),
+        build,
+    );
     let body = review(
         tenant_route_kind(),
         "CREATE",
@@ -180,4 +182,50 @@ async fn other_paths_and_methods_are_refused_plainly() {
     assert_eq!(c.get("/mutate").await.expect("answered").0, 404);
     let (status, body) = c.get("/healthz").await.expect("answered");
     assert_eq!((status, &body[..]), (200, &b"ok\n"[..]));
+}
+
+#[tokio::test]
+async fn writes_of_an_unwatched_optional_kind_are_refused_until_it_is_watched() {
+    let t = common::start_world().await;
+    t.webhook
+        .source
+        .set_unwatched(vec![gatehouse_policy::Kind::TlsRoute]);
+    let mut c = t.client.connect().await.expect("connect");
+    let tls_route_kind =
+        json!({"group": "gateway.networking.k8s.io", "version": "v1", "kind": "TLSRoute"});
+    let tls_route = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "TLSRoute",
+        "metadata": {"name": "steal", "namespace": "carol"},
+        "spec": {"hostnames": ["t.carol.dev"], "rules": [{"backendRefs": [{"name": "web", "port": 443}]}]}
+    });
+    let (_, answer) = c
+        .post(
+            "/validate",
+            review(tls_route_kind.clone(), "CREATE", tls_route.clone()),
+        )
+        .await
+        .expect("answered");
+    let response = common::response(&answer);
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["code"], 503);
+    assert_eq!(response["status"]["reason"], "KindNotWatched");
+    let message = response["status"]["message"].as_str().expect("message");
+    assert!(message.contains("TLSRoute carol/steal"), "{message}");
+    assert!(message.contains("not watching TLSRoute"), "{message}");
+
+    // Deleting is judged on who asks alone, and watched kinds are judged as usual.
+    let mut delete: Value =
+        serde_json::from_slice(&review(tls_route_kind, "DELETE", Value::Null)).expect("json");
+    delete["request"]["oldObject"] = tls_route;
+    let delete = serde_json::to_vec(&delete).expect("json");
+    let (_, answer) = c.post("/validate", delete).await.expect("answered");
+    assert_eq!(common::response(&answer)["allowed"], true);
+    let body = review(
+        tenant_route_kind(),
+        "CREATE",
+        tenant_route(json!(["new.carol.dev"])),
+    );
+    let (_, answer) = c.post("/validate", body).await.expect("answered");
+    assert_eq!(common::response(&answer)["allowed"], true);
 }

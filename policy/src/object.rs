@@ -34,6 +34,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind the policy judges, and so every kind the webhook must be registered for.
+    pub const ALL: [Kind; 11] = [
+        Kind::Tenant,
+        Kind::TenantRoute,
+        Kind::TenantCertificate,
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::TlsRoute,
+        Kind::Gateway,
+        Kind::GatewayClass,
+        Kind::ListenerSet,
+        Kind::ReferenceGrant,
+        Kind::Namespace,
+    ];
+
     /// The Kubernetes kind name, as written in manifests and ReferenceGrants.
     pub fn as_str(self) -> &'static str {
         match self {
