@@ -29,7 +29,7 @@ fn upsert_rank(key: &ResourceKey) -> u8 {
     match key {
         ResourceKey::Backend(_) | ResourceKey::Certificate(_) => 0,
         ResourceKey::Listener(_) => 1,
-        ResourceKey::HttpRoute(_) => 2,
+        ResourceKey::HttpRoute(_) | ResourceKey::GrpcRoute(_) | ResourceKey::TlsRoute(_) => 2,
     }
 }
 

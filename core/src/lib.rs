@@ -1,3 +1,4 @@
+pub mod certificate;
 pub mod client_hello;
 pub mod diff;
 pub mod duration;

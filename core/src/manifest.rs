@@ -6,9 +6,11 @@
 
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
@@ -20,10 +22,12 @@ use thiserror::Error;
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 /// Versions whose schema the experimental v1 types can read for the kinds we use.
 const GATEWAY_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+/// TLSRoute reached v1 late; manifests written for the alpha versions read the same.
+const TLS_ROUTE_VERSIONS: [&str; 3] = ["v1", "v1alpha3", "v1alpha2"];
 /// What the API server assumes when an object of a namespaced kind names no namespace.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Object {
     GatewayClass(GatewayClass),
     Gateway(Gateway),
@@ -32,6 +36,32 @@ pub enum Object {
     Service(Service),
     EndpointSlice(EndpointSlice),
     Namespace(Namespace),
+    GrpcRoute(GrpcRoute),
+    TlsRoute(TlsRoute),
+    /// Only `kubernetes.io/tls` Secrets are used (as listener certificates).
+    Secret(Secret),
+}
+
+impl fmt::Debug for Object {
+    // Secrets hold private keys: their content never reaches logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Object::GatewayClass(o) => o.fmt(f),
+            Object::Gateway(o) => o.fmt(f),
+            Object::HttpRoute(o) => o.fmt(f),
+            Object::ReferenceGrant(o) => o.fmt(f),
+            Object::Service(o) => o.fmt(f),
+            Object::EndpointSlice(o) => o.fmt(f),
+            Object::Namespace(o) => o.fmt(f),
+            Object::GrpcRoute(o) => o.fmt(f),
+            Object::TlsRoute(o) => o.fmt(f),
+            Object::Secret(o) => f
+                .debug_struct("Secret")
+                .field("metadata", &o.metadata)
+                .field("type", &o.type_)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Object {
@@ -45,6 +75,9 @@ impl Object {
             Object::Service(_) => "Service",
             Object::EndpointSlice(_) => "EndpointSlice",
             Object::Namespace(_) => "Namespace",
+            Object::GrpcRoute(_) => "GRPCRoute",
+            Object::TlsRoute(_) => "TLSRoute",
+            Object::Secret(_) => "Secret",
         }
     }
 
@@ -57,6 +90,9 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
+            Object::GrpcRoute(o) => &o.metadata,
+            Object::TlsRoute(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
         }
     }
 
@@ -220,6 +256,11 @@ impl Parser<'_> {
             }
             ("Gateway", _, _) if gateway => self.typed(&object, value).map(Object::Gateway),
             ("HTTPRoute", _, _) if gateway => self.typed(&object, value).map(Object::HttpRoute),
+            ("GRPCRoute", _, _) if gateway => self.typed(&object, value).map(Object::GrpcRoute),
+            ("TLSRoute", GATEWAY_GROUP, v) if TLS_ROUTE_VERSIONS.contains(&v) => {
+                self.typed(&object, value).map(Object::TlsRoute)
+            }
+            ("Secret", "", "v1") => self.typed(&object, value).map(Object::Secret),
             ("ReferenceGrant", _, _) if gateway => {
                 self.typed(&object, value).map(Object::ReferenceGrant)
             }

@@ -1,8 +1,9 @@
 //! The data-plane config model.
 //!
 //! It mirrors the Gateway API one-to-one: a `Listener` per Gateway listener, an `HttpRoute`
-//! per HTTPRoute (its hostnames and rules kept as written, never multiplied out), a `Backend`
-//! per Service port with its endpoints, a `Certificate` per TLS secret. Every resource has a
+//! per HTTPRoute (its hostnames and rules kept as written, never multiplied out), likewise a
+//! `GrpcRoute` per GRPCRoute and a `TlsRoute` per TLSRoute, a `Backend` per Service port with
+//! its endpoints, a `Certificate` per TLS secret. Every resource has a
 //! stable key and a version, and the proxy receives them as [`Delta`]s: upserts and removals
 //! by key, so a change costs O(change) on the wire and in the proxy.
 
@@ -352,6 +353,89 @@ pub struct Backend {
     pub endpoints: Vec<SocketAddr>,
 }
 
+/// A GRPCRoute as written: its rules match on gRPC service and method and on headers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRoute {
+    pub key: RouteKey,
+    #[serde(default)]
+    pub version: Version,
+    /// Creation time in Unix milliseconds: the spec's first tie-breaker between routes.
+    #[serde(default)]
+    pub created_ms: i64,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    pub parents: Vec<ListenerKey>,
+    pub rules: Vec<GrpcRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Empty matches every gRPC request.
+    #[serde(default)]
+    pub matches: Vec<GrpcMatch>,
+    /// RequestHeaderModifier, ResponseHeaderModifier and RequestMirror only.
+    #[serde(default)]
+    pub filters: Vec<HttpFilter>,
+    #[serde(default)]
+    pub backends: Vec<WeightedBackend>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<GrpcMethodMatch>,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// Matches the request path `/{service}/{method}`; an absent side matches any value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcMethodMatch {
+    #[serde(rename = "type", default)]
+    pub kind: GrpcMethodMatchType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrpcMethodMatchType {
+    #[default]
+    Exact,
+    RegularExpression,
+}
+
+/// A TLSRoute as written: connections are routed by their SNI host name only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRoute {
+    pub key: RouteKey,
+    #[serde(default)]
+    pub version: Version,
+    #[serde(default)]
+    pub created_ms: i64,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    pub parents: Vec<ListenerKey>,
+    pub rules: Vec<TlsRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub backends: Vec<WeightedBackend>,
+}
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Certificate {
@@ -379,6 +463,8 @@ pub enum Resource {
     HttpRoute(HttpRoute),
     Backend(Backend),
     Certificate(Certificate),
+    GrpcRoute(GrpcRoute),
+    TlsRoute(TlsRoute),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -388,6 +474,8 @@ pub enum ResourceKey {
     HttpRoute(RouteKey),
     Backend(BackendKey),
     Certificate(CertificateKey),
+    GrpcRoute(RouteKey),
+    TlsRoute(RouteKey),
 }
 
 impl fmt::Display for ResourceKey {
@@ -397,6 +485,8 @@ impl fmt::Display for ResourceKey {
             ResourceKey::HttpRoute(k) => write!(f, "HTTPRoute {k}"),
             ResourceKey::Backend(k) => write!(f, "Backend {k}"),
             ResourceKey::Certificate(k) => write!(f, "Certificate {k}"),
+            ResourceKey::GrpcRoute(k) => write!(f, "GRPCRoute {k}"),
+            ResourceKey::TlsRoute(k) => write!(f, "TLSRoute {k}"),
         }
     }
 }
@@ -408,6 +498,8 @@ impl Resource {
             Resource::HttpRoute(r) => ResourceKey::HttpRoute(r.key.clone()),
             Resource::Backend(r) => ResourceKey::Backend(r.key.clone()),
             Resource::Certificate(r) => ResourceKey::Certificate(r.key.clone()),
+            Resource::GrpcRoute(r) => ResourceKey::GrpcRoute(r.key.clone()),
+            Resource::TlsRoute(r) => ResourceKey::TlsRoute(r.key.clone()),
         }
     }
 }

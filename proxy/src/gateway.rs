@@ -4,7 +4,9 @@
 use crate::filters::{self, RedirectInput};
 use crate::mirror;
 use crate::store::ConfigStore;
-use crate::table::{BackendState, Entry, Table, compiled::RequestView};
+use crate::table::compiled::{RequestView, RouteKind};
+use crate::table::{BackendState, Entry, Table};
+use crate::tls::ServerNameSeen;
 use crate::tunnel;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -255,7 +257,21 @@ impl ProxyHttp for Gateway {
         else {
             return respond(session, 404, "no listener\n").await;
         };
-        let Some(listener) = table.select_listener(local, &host).cloned() else {
+        let tls_name = session
+            .as_downstream()
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|ssl| ssl.extension.get::<ServerNameSeen>().cloned());
+        let listener = table.select_listener(local, &host).cloned();
+        if let Some(ServerNameSeen(name)) = tls_name {
+            // Listener isolation: the certificate and the routes come from the listener the
+            // server name chose; a Host that belongs elsewhere must open its own connection.
+            let by_name = table.select_listener(local, name.as_deref().unwrap_or(""));
+            if by_name.map(|l| &l.key) != listener.as_ref().map(|l| &l.key) {
+                return respond(session, 421, "misdirected request\n").await;
+            }
+        }
+        let Some(listener) = listener else {
             return respond(session, 404, "no listener for this host\n").await;
         };
         let view = RequestView {
@@ -343,7 +359,12 @@ impl ProxyHttp for Gateway {
         peer.options.total_connection_timeout = peer.options.connection_timeout;
         peer.options.read_timeout = limit;
         peer.options.write_timeout = limit;
-        if backend.backend.app_protocol == AppProtocol::H2c {
+        // gRPC only exists over HTTP/2, whatever the Service port says.
+        let grpc = ctx
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.route.kind == RouteKind::Grpc);
+        if grpc || backend.backend.app_protocol == AppProtocol::H2c {
             peer.options.alpn = ALPN::H2;
         }
         Ok(Box::new(peer))

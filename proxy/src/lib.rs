@@ -10,6 +10,7 @@ pub mod mirror;
 pub mod standalone;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod tunnel;
 
 use crate::gateway::Gateway;
@@ -45,7 +46,14 @@ impl Proxy {
         options.h2c = true;
         app.server_options = Some(options);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let listeners = ListenerManager::new(Arc::new(app), shutdown_rx);
+        let tls = match tls::TlsFrontend::new(store.clone()) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS unavailable; HTTPS and TLS listeners will not serve");
+                None
+            }
+        };
+        let listeners = ListenerManager::with_tls(Arc::new(app), tls, shutdown_rx);
         tokio::spawn(listeners.clone().run(store.clone()));
         Proxy {
             store,

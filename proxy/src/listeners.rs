@@ -3,6 +3,8 @@
 //! its accepting, so connections already open (on it or any other socket) run to the end.
 
 use crate::store::ConfigStore;
+use crate::tls::TlsFrontend;
+use crate::tls::connection::TlsSocket;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::GetSocketDigest;
 use pingora_core::protocols::SocketDigest;
@@ -22,6 +24,8 @@ const REBIND_INTERVAL: Duration = Duration::from_secs(2);
 
 pub struct ListenerManager<A> {
     app: Arc<A>,
+    /// Set when sockets may carry TLS listeners; without it every socket is plain HTTP.
+    tls: Option<Arc<TlsFrontend>>,
     shutdown: ShutdownWatch,
     bound: Mutex<BTreeMap<SocketAddr, watch::Sender<bool>>>,
     connections: Arc<AtomicUsize>,
@@ -45,8 +49,17 @@ impl Drop for ConnectionGuard {
 
 impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
     pub fn new(app: Arc<A>, shutdown: ShutdownWatch) -> Arc<Self> {
+        Self::with_tls(app, None, shutdown)
+    }
+
+    pub fn with_tls(
+        app: Arc<A>,
+        tls: Option<Arc<TlsFrontend>>,
+        shutdown: ShutdownWatch,
+    ) -> Arc<Self> {
         Arc::new(Self {
             app,
+            tls,
             shutdown,
             bound: Mutex::new(BTreeMap::new()),
             connections: Arc::new(AtomicUsize::new(0)),
@@ -112,6 +125,14 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
             if self.lock().contains_key(addr) {
                 continue;
             }
+            let tls_socket = match self.tls_socket(*addr) {
+                Ok(t) => t,
+                Err(e) => {
+                    complete = false;
+                    tracing::error!(%addr, error = %e, "cannot set up TLS for socket; will retry");
+                    continue;
+                }
+            };
             match TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let (stop_tx, stop_rx) = watch::channel(false);
@@ -120,6 +141,7 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
                     tokio::spawn(accept_loop(
                         listener,
                         self.app.clone(),
+                        tls_socket,
                         stop_rx,
                         self.shutdown.clone(),
                         Some(self.connections.clone()),
@@ -133,6 +155,21 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
         }
         complete
     }
+
+    fn tls_socket(
+        &self,
+        bound: SocketAddr,
+    ) -> Result<Option<Arc<TlsSocket<A>>>, crate::tls::TlsSetupError> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(TlsSocket {
+            bound,
+            acceptors: tls.acceptors(bound)?,
+            app: self.app.clone(),
+            store: tls.store().clone(),
+        })))
+    }
 }
 
 /// Serves one app on its own socket outside the table (the admin API, example backends).
@@ -144,13 +181,14 @@ pub async fn serve<A: ServerApp + Send + Sync + 'static>(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let stop = shutdown.clone();
-    tokio::spawn(accept_loop(listener, app, stop, shutdown, None));
+    tokio::spawn(accept_loop(listener, app, None, stop, shutdown, None));
     Ok(local)
 }
 
 async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
     listener: TcpListener,
     app: Arc<A>,
+    tls: Option<Arc<TlsSocket<A>>>,
     mut stop: watch::Receiver<bool>,
     shutdown: ShutdownWatch,
     connections: Option<Arc<AtomicUsize>>,
@@ -175,8 +213,22 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
         let app = app.clone();
         let shutdown = shutdown.clone();
         let guard = connections.as_ref().map(ConnectionGuard::new);
+        // Decided per connection: a socket's listeners may switch between HTTP and TLS.
+        let tls = tls
+            .as_ref()
+            .filter(|t| t.store.snapshot().socket_is_tls(t.bound))
+            .cloned();
         tokio::spawn(async move {
-            app.process_new(Box::new(stream), &shutdown).await;
+            match tls {
+                Some(tls) => {
+                    if let Err(e) = tls.serve(stream, &shutdown).await {
+                        tracing::debug!(socket = %tls.bound, error = %e, "TLS connection closed");
+                    }
+                }
+                None => {
+                    app.process_new(Box::new(stream), &shutdown).await;
+                }
+            }
             drop(guard);
         });
     }

@@ -34,7 +34,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
     },
-    /// Serve a directory of Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice...),
+    /// Serve a directory of Kubernetes YAML (Gateway, HTTPRoute, GRPCRoute, TLSRoute, Service,
+    /// EndpointSlice, kubernetes.io/tls Secret...),
     /// applying every change to it as a delta.
     Standalone {
         #[arg(long)]

@@ -17,6 +17,8 @@ pub(super) enum Attachment {
 }
 
 pub(super) struct Route<'r> {
+    /// `HTTPRoute`, `GRPCRoute` or `TLSRoute`.
+    pub kind: &'r str,
     pub namespace: &'r str,
     pub hostnames: &'r [String],
 }
@@ -69,13 +71,13 @@ pub(super) fn attach(
     let allowed: Vec<&ListenerView> = selected
         .into_iter()
         .filter(|l| {
-            l.admits_http_routes && admits_namespace(index, &gw.namespace, l, route.namespace)
+            l.admits(route.kind) && admits_namespace(index, &gw.namespace, l, route.namespace)
         })
         .collect();
     if allowed.is_empty() {
         return Attachment::Refused(format!(
-            "NotAllowedByListeners: no selected listener of Gateway {ns}/{} admits HTTPRoutes from namespace {}",
-            parent.name, route.namespace
+            "NotAllowedByListeners: no selected listener of Gateway {ns}/{} admits {}s from namespace {}",
+            parent.name, route.kind, route.namespace
         ));
     }
 

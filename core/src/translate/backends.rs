@@ -1,6 +1,6 @@
 //! backendRefs → Service ports, and Service ports → `Backend`s with their endpoints.
 
-use super::index::{Index, RefEnd, http_route_end};
+use super::index::{Index, RefEnd, route_end};
 use crate::model::{AppProtocol, Backend, BackendKey};
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -28,10 +28,11 @@ pub(super) struct BackendRef<'r> {
     pub port: Option<i32>,
 }
 
-/// Resolves a ref made by an HTTPRoute in `route_ns`. The error is the reason the spec
-/// would put in the route's ResolvedRefs condition, followed by details.
+/// Resolves a ref made by a route of kind `route_kind` in `route_ns`. The error is the
+/// reason the spec would put in the route's ResolvedRefs condition, followed by details.
 pub(super) fn resolve(
     index: &Index<'_>,
+    route_kind: &str,
     route_ns: &str,
     r: &BackendRef<'_>,
 ) -> Result<(BackendKey, Target), String> {
@@ -57,9 +58,9 @@ pub(super) fn resolve(
         kind: "Service",
         namespace: ns,
     };
-    if !index.reference_allowed(&http_route_end(route_ns), &to, r.name) {
+    if !index.reference_allowed(&route_end(route_kind, route_ns), &to, r.name) {
         return Err(format!(
-            "RefNotPermitted: no ReferenceGrant in namespace {ns} allows HTTPRoutes from {route_ns} to use Service {}",
+            "RefNotPermitted: no ReferenceGrant in namespace {ns} allows {route_kind}s from {route_ns} to use Service {}",
             r.name
         ));
     }

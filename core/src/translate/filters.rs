@@ -208,7 +208,7 @@ fn mirror(ctx: &mut RouteCtx<'_>, at: &str, m: &Mirror) -> Result<HttpFilter, St
         namespace: r.namespace.as_deref(),
         port: r.port,
     };
-    let backend = match backends::resolve(ctx.index, ctx.namespace, &bref) {
+    let backend = match backends::resolve(ctx.index, ctx.kind, ctx.namespace, &bref) {
         Ok((key, target)) => {
             ctx.backends.insert(key.clone(), target);
             BackendTarget::Service(key)

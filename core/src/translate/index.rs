@@ -4,9 +4,11 @@ use super::{GATEWAY_GROUP, Problem, name_of, namespace_of};
 use crate::manifest::Object;
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::Service;
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +25,9 @@ pub(super) struct Index<'a> {
     pub classes: BTreeMap<&'a str, &'a GatewayClass>,
     pub gateways: BTreeMap<NsName<'a>, &'a Gateway>,
     pub routes: BTreeMap<NsName<'a>, &'a HttpRoute>,
+    pub grpc_routes: BTreeMap<NsName<'a>, &'a GrpcRoute>,
+    pub tls_routes: BTreeMap<NsName<'a>, &'a TlsRoute>,
+    pub secrets: BTreeMap<NsName<'a>, &'a Secret>,
     pub services: BTreeMap<NsName<'a>, &'a Service>,
     /// Keyed by namespace and the owning Service's name.
     pub slices: BTreeMap<NsName<'a>, Vec<&'a EndpointSlice>>,
@@ -64,6 +69,15 @@ impl<'a> Index<'a> {
                 }
                 Object::HttpRoute(o) => {
                     ix.routes.insert(ns_name, o);
+                }
+                Object::GrpcRoute(o) => {
+                    ix.grpc_routes.insert(ns_name, o);
+                }
+                Object::TlsRoute(o) => {
+                    ix.tls_routes.insert(ns_name, o);
+                }
+                Object::Secret(o) => {
+                    ix.secrets.insert(ns_name, o);
                 }
                 Object::ReferenceGrant(o) => ix.grants.entry(ns_name.0).or_default().push(o),
                 Object::Service(o) => {
@@ -124,11 +138,12 @@ impl<'a> Index<'a> {
     }
 }
 
-/// How an HTTPRoute appears as the `from` side of a ReferenceGrant.
-pub(super) fn http_route_end(namespace: &str) -> RefEnd<'_> {
+/// How a route of `kind` (`HTTPRoute`, `GRPCRoute`, `TLSRoute`) appears as the `from` side
+/// of a ReferenceGrant.
+pub(super) fn route_end<'r>(kind: &'r str, namespace: &'r str) -> RefEnd<'r> {
     RefEnd {
         group: GATEWAY_GROUP,
-        kind: "HTTPRoute",
+        kind,
         namespace,
     }
 }

@@ -1,8 +1,12 @@
 //! Gateways → `Listener`s, plus what route attachment needs to know about each listener.
 
 use super::index::{Index, RefEnd};
+use super::secrets::{self, SecretProblem};
 use super::{GATEWAY_GROUP, Problem, TranslateOptions, label, namespace_of, selector, version_of};
-use crate::model::{CertificateKey, Listener, ListenerKey, ListenerProtocol, ListenerTls, TlsMode};
+use crate::model::{
+    Certificate, CertificateKey, Listener, ListenerKey, ListenerProtocol, ListenerTls, ResourceKey,
+    TlsMode,
+};
 use crate::validate::validate;
 use gateway_api::experimental::gateways::{
     Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From,
@@ -31,7 +35,14 @@ pub(super) struct ListenerView {
     pub protocol: ListenerProtocol,
     pub hostname: Option<String>,
     pub namespaces: Namespaces,
-    pub admits_http_routes: bool,
+    /// Route kinds the listener admits (`HTTPRoute`, `GRPCRoute`, `TLSRoute`).
+    pub kinds: Vec<&'static str>,
+}
+
+impl ListenerView {
+    pub fn admits(&self, kind: &str) -> bool {
+        self.kinds.contains(&kind)
+    }
 }
 
 pub(super) struct GatewayView {
@@ -42,6 +53,8 @@ pub(super) struct GatewayView {
 #[derive(Default)]
 pub(super) struct Gateways {
     pub listeners: Vec<Listener>,
+    /// The certificates served listeners reference, each once.
+    pub certificates: BTreeMap<CertificateKey, Certificate>,
     /// Gateways this instance serves, by (namespace, name).
     pub ours: BTreeMap<(String, String), GatewayView>,
     /// Gateways that exist but belong to someone else; routes attached to them are not
@@ -92,7 +105,7 @@ pub(super) fn translate(
         for (i, spec) in gw.spec.listeners.iter().enumerate() {
             let at = format!("spec.listeners[{i}]");
             if let Some((listener, listener_view)) =
-                ctx.listener(&at, spec, &view.listeners, problems)
+                ctx.listener(&at, spec, &view.listeners, &mut out.certificates, problems)
             {
                 out.listeners.push(listener);
                 view.listeners.push(listener_view);
@@ -216,6 +229,7 @@ impl GatewayCtx<'_> {
         at: &str,
         spec: &GatewayListeners,
         earlier: &[ListenerView],
+        certificates: &mut BTreeMap<CertificateKey, Certificate>,
         problems: &mut Vec<Problem>,
     ) -> Option<(Listener, ListenerView)> {
         let Some(protocol) = protocol(&spec.protocol) else {
@@ -249,7 +263,7 @@ impl GatewayCtx<'_> {
             tls: spec
                 .tls
                 .as_ref()
-                .map(|tls| self.tls(&format!("{at}.tls"), tls, problems)),
+                .map(|tls| self.tls(&format!("{at}.tls"), tls, certificates, problems)),
         };
         if let Err(e) = validate(&crate::model::Resource::Listener(listener.clone())) {
             self.problem(problems, format!("{at}.{}", e.field), e.reason);
@@ -262,16 +276,29 @@ impl GatewayCtx<'_> {
             protocol,
             hostname: spec.hostname.clone(),
             namespaces: self.namespaces(at, spec, problems),
-            admits_http_routes: self.admits_http_routes(at, spec, protocol, problems),
+            kinds: self.admitted_kinds(at, spec, protocol, problems),
         };
         Some((listener, view))
     }
 
-    fn tls(&self, at: &str, tls: &GatewayListenersTls, problems: &mut Vec<Problem>) -> ListenerTls {
+    fn tls(
+        &self,
+        at: &str,
+        tls: &GatewayListenersTls,
+        served: &mut BTreeMap<CertificateKey, Certificate>,
+        problems: &mut Vec<Problem>,
+    ) -> ListenerTls {
         let mode = match tls.mode {
             Some(GatewayListenersTlsMode::Passthrough) => TlsMode::Passthrough,
             Some(GatewayListenersTlsMode::Terminate) | None => TlsMode::Terminate,
         };
+        if mode == TlsMode::Passthrough {
+            // The backend presents its own certificate; refs here are not used.
+            return ListenerTls {
+                mode,
+                certificates: Vec::new(),
+            };
+        }
         let mut certificates = Vec::new();
         for (j, r) in tls.certificate_refs.iter().flatten().enumerate() {
             let field = format!("{at}.certificateRefs[{j}]");
@@ -307,7 +334,24 @@ impl GatewayCtx<'_> {
                 );
                 continue;
             }
-            certificates.push(CertificateKey(format!("{ns}/{}", r.name)));
+            let key = CertificateKey(format!("{ns}/{}", r.name));
+            match secrets::certificate(self.index, ns, &r.name) {
+                Ok(cert) => {
+                    served.insert(key.clone(), cert);
+                }
+                Err(SecretProblem::Unusable(reason)) => {
+                    self.problem(problems, field, reason);
+                    continue;
+                }
+                Err(SecretProblem::Invalid(reason)) => {
+                    // Keep the ref: a caller holding the last good certificate keeps it serving.
+                    problems.push(
+                        Problem::new(self.object, field, reason)
+                            .rejecting(ResourceKey::Certificate(key.clone())),
+                    );
+                }
+            }
+            certificates.push(key);
         }
         certificates.sort();
         certificates.dedup();
@@ -343,27 +387,34 @@ impl GatewayCtx<'_> {
         }
     }
 
-    fn admits_http_routes(
+    /// The listener's `allowedRoutes.kinds`, or the kinds its protocol carries by default;
+    /// a kind its protocol cannot carry is reported and left out.
+    fn admitted_kinds(
         &self,
         at: &str,
         spec: &GatewayListeners,
         protocol: ListenerProtocol,
         problems: &mut Vec<Problem>,
-    ) -> bool {
-        let http = matches!(protocol, ListenerProtocol::Http | ListenerProtocol::Https);
+    ) -> Vec<&'static str> {
+        let supported: &[&'static str] = match protocol {
+            ListenerProtocol::Http | ListenerProtocol::Https => &["HTTPRoute", "GRPCRoute"],
+            ListenerProtocol::Tls => &["TLSRoute"],
+            ListenerProtocol::Tcp => &[],
+        };
         let kinds = spec
             .allowed_routes
             .as_ref()
             .and_then(|a| a.kinds.as_deref())
             .unwrap_or_default();
         if kinds.is_empty() {
-            return http;
+            return supported.to_vec();
         }
-        let mut admitted = false;
+        let mut admitted = Vec::new();
         for (j, k) in kinds.iter().enumerate() {
             let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
-            if group == GATEWAY_GROUP && k.kind == "HTTPRoute" && http {
-                admitted = true;
+            let known = supported.iter().find(|s| **s == k.kind);
+            if let (true, Some(kind)) = (group == GATEWAY_GROUP, known) {
+                admitted.push(*kind);
             } else {
                 self.problem(
                     problems,

@@ -10,8 +10,10 @@ mod backends;
 mod filters;
 mod index;
 mod listeners;
+mod other_routes;
 mod routes;
 mod rules;
+mod secrets;
 mod selector;
 #[cfg(test)]
 mod tests;
@@ -82,14 +84,24 @@ pub fn translate(objects: &[Object], opts: &TranslateOptions) -> Translation {
     let mut problems = Vec::new();
     let index = index::Index::new(objects, &mut problems);
     let gateways = listeners::translate(&index, opts, &mut problems);
-    let routes = routes::translate(&index, &gateways, &mut problems);
+    let mut routes = routes::translate(&index, &gateways, &mut problems);
+    let mut other = other_routes::translate(&index, &gateways, &mut problems);
+    routes.backends.append(&mut other.backends);
     let backends = backends::emit(&index, &routes.backends);
 
     let resources = gateways
         .listeners
         .into_iter()
         .map(Resource::Listener)
+        .chain(
+            gateways
+                .certificates
+                .into_values()
+                .map(Resource::Certificate),
+        )
         .chain(routes.routes.into_iter().map(Resource::HttpRoute))
+        .chain(other.grpc.into_iter().map(Resource::GrpcRoute))
+        .chain(other.tls.into_iter().map(Resource::TlsRoute))
         .chain(backends.into_iter().map(Resource::Backend))
         .map(|r| (r.key(), r))
         .collect();

@@ -8,7 +8,7 @@ use super::rules::{self, RouteCtx};
 use super::{Problem, label, version_of};
 use crate::model::{HttpMatch, HttpRoute, HttpRule, Resource, ResourceKey, RouteKey};
 use crate::validate::validate;
-use gateway_api::experimental::httproutes::HttpRoute as RouteObject;
+use gateway_api::experimental::httproutes::{HttpRoute as RouteObject, HttpRouteParentRefs};
 
 #[derive(Default)]
 pub(super) struct Routes {
@@ -30,6 +30,7 @@ pub(super) fn translate(
         };
         let mut ctx = RouteCtx {
             index,
+            kind: "HTTPRoute",
             namespace: ns,
             object: object.clone(),
             problems: Vec::new(),
@@ -83,7 +84,7 @@ pub(super) fn translate(
 
 /// The listeners the route attaches to, or `None` when there are none (after reporting
 /// why, unless every parent belongs to another controller).
-fn parents(
+pub(super) fn parents(
     index: &Index<'_>,
     gateways: &Gateways,
     ns: &str,
@@ -91,7 +92,24 @@ fn parents(
     object: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<Vec<crate::model::ListenerKey>> {
+    let view = attach::Route {
+        kind: "HTTPRoute",
+        namespace: ns,
+        hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
+    };
     let refs = route.spec.parent_refs.as_deref().unwrap_or_default();
+    attach_all(index, gateways, &view, refs, object, problems)
+}
+
+/// The listeners a route's parentRefs land on, any kind of route; problems say why not.
+pub(super) fn attach_all(
+    index: &Index<'_>,
+    gateways: &Gateways,
+    view: &attach::Route<'_>,
+    refs: &[HttpRouteParentRefs],
+    object: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<crate::model::ListenerKey>> {
     if refs.is_empty() {
         problems.push(Problem::new(
             object,
@@ -100,13 +118,9 @@ fn parents(
         ));
         return None;
     }
-    let view = attach::Route {
-        namespace: ns,
-        hostnames: route.spec.hostnames.as_deref().unwrap_or_default(),
-    };
     let mut parents = Vec::new();
     for (i, p) in refs.iter().enumerate() {
-        match attach::attach(index, gateways, &view, p) {
+        match attach::attach(index, gateways, view, p) {
             Attachment::Listeners(keys) => parents.extend(keys),
             Attachment::Foreign => {}
             Attachment::Refused(reason) => problems.push(Problem::new(

@@ -22,6 +22,8 @@ const DEFAULT_RETRY_ATTEMPTS: u32 = 1;
 /// What converting one route accumulates; it is only kept if the route is emitted.
 pub(super) struct RouteCtx<'a> {
     pub index: &'a Index<'a>,
+    /// `HTTPRoute` or `GRPCRoute`: the `from` kind of ReferenceGrants.
+    pub kind: &'static str,
     pub namespace: &'a str,
     pub object: String,
     pub problems: Vec<Problem>,
@@ -93,7 +95,7 @@ pub(super) fn rule(
     })
 }
 
-fn backend(
+pub(super) fn backend(
     ctx: &mut RouteCtx<'_>,
     at: &str,
     b: &HttpRouteRulesBackendRefs,
@@ -127,7 +129,7 @@ fn backend(
         namespace: b.namespace.as_deref(),
         port: b.port,
     };
-    let target = match backends::resolve(ctx.index, ctx.namespace, &bref) {
+    let target = match backends::resolve(ctx.index, ctx.kind, ctx.namespace, &bref) {
         Ok((key, target)) => {
             ctx.backends.insert(key.clone(), target);
             BackendTarget::Service(key)

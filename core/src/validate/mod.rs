@@ -43,6 +43,8 @@ pub fn validate(resource: &Resource) -> Result<(), InvalidResource> {
         Resource::HttpRoute(r) => route::http_route(r),
         Resource::Backend(b) => backend(b),
         Resource::Certificate(c) => certificate(c),
+        Resource::GrpcRoute(r) => route::grpc_route(r),
+        Resource::TlsRoute(r) => route::tls_route(r),
     };
     result.map_err(|e| InvalidResource {
         key: resource.key(),

@@ -3,8 +3,9 @@
 use super::{Check, fail, is_header_value, is_token};
 use crate::hostname::is_valid_hostname;
 use crate::model::{
-    HeaderModifier, HttpFilter, HttpMatch, HttpRoute, HttpRule, PathMatch, PathModifier,
-    RequestRedirect, StringMatch, UrlRewrite,
+    GrpcMatch, GrpcMethodMatchType, GrpcRoute, HeaderModifier, HttpFilter, HttpMatch, HttpRoute,
+    HttpRule, PathMatch, PathModifier, RequestRedirect, StringMatch, TlsRoute, UrlRewrite,
+    WeightedBackend,
 };
 use std::collections::HashSet;
 
@@ -22,6 +23,112 @@ pub(super) fn http_route(r: &HttpRoute) -> Check {
         http_rule(&format!("rules[{i}]"), rule)?;
     }
     Ok(())
+}
+
+pub(super) fn grpc_route(r: &GrpcRoute) -> Check {
+    hostnames(&r.hostnames)?;
+    for (i, rule) in r.rules.iter().enumerate() {
+        let at = format!("rules[{i}]");
+        for (j, m) in rule.matches.iter().enumerate() {
+            grpc_match(&format!("{at}.matches[{j}]"), m)?;
+        }
+        grpc_filters(&format!("{at}.filters"), &rule.filters)?;
+        for (j, b) in rule.backends.iter().enumerate() {
+            let bat = format!("{at}.backendRefs[{j}]");
+            weight(&bat, b)?;
+            grpc_filters(&format!("{bat}.filters"), &b.filters)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn tls_route(r: &TlsRoute) -> Check {
+    hostnames(&r.hostnames)?;
+    for (i, rule) in r.rules.iter().enumerate() {
+        for (j, b) in rule.backends.iter().enumerate() {
+            let bat = format!("rules[{i}].backendRefs[{j}]");
+            weight(&bat, b)?;
+            if !b.filters.is_empty() {
+                return fail(
+                    format!("{bat}.filters"),
+                    "TLSRoute backends take no filters",
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hostnames(list: &[String]) -> Check {
+    for (i, h) in list.iter().enumerate() {
+        if !is_valid_hostname(h) {
+            return fail(format!("hostnames[{i}]"), format!("invalid hostname {h:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn weight(at: &str, b: &WeightedBackend) -> Check {
+    if b.weight > MAX_WEIGHT {
+        return fail(format!("{at}.weight"), format!("weight above {MAX_WEIGHT}"));
+    }
+    Ok(())
+}
+
+/// gRPC names: no `/` (it separates service from method) and nothing a path would escape.
+fn grpc_name(at: &str, name: &str) -> Check {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-$".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        fail(at, format!("invalid gRPC name {name:?}"))
+    }
+}
+
+fn grpc_match(at: &str, m: &GrpcMatch) -> Check {
+    if let Some(method) = &m.method {
+        let mat = format!("{at}.method");
+        if method.service.is_none() && method.method.is_none() {
+            return fail(mat, "one of service and method is required");
+        }
+        for (field, value) in [("service", &method.service), ("method", &method.method)] {
+            let Some(value) = value else { continue };
+            let fat = format!("{mat}.{field}");
+            match method.kind {
+                GrpcMethodMatchType::Exact => grpc_name(&fat, value)?,
+                GrpcMethodMatchType::RegularExpression => regex(&fat, value)?,
+            }
+        }
+    }
+    for (i, h) in m.headers.iter().enumerate() {
+        if !is_token(&h.name) {
+            return fail(
+                format!("{at}.headers[{i}].name"),
+                format!("invalid header name {:?}", h.name),
+            );
+        }
+        string_match(&format!("{at}.headers[{i}].value"), &h.value)?;
+    }
+    Ok(())
+}
+
+/// GRPCRoute has no redirects or rewrites: a gRPC client could not follow them.
+fn grpc_filters(at: &str, filters: &[HttpFilter]) -> Check {
+    for (i, f) in filters.iter().enumerate() {
+        if matches!(
+            f,
+            HttpFilter::RequestRedirect(_) | HttpFilter::UrlRewrite(_)
+        ) {
+            return fail(
+                format!("{at}[{i}]"),
+                "GRPCRoute supports RequestHeaderModifier, ResponseHeaderModifier and RequestMirror only",
+            );
+        }
+    }
+    filter_list(at, filters, false)
 }
 
 fn http_rule(at: &str, rule: &HttpRule) -> Check {

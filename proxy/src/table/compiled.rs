@@ -10,15 +10,34 @@ use regex::Regex;
 use std::cmp::Reverse;
 
 #[derive(Debug, thiserror::Error)]
-#[error("HTTPRoute {route}: {field}: {reason}")]
+#[error("{kind} {route}: {field}: {reason}")]
 pub struct CompileError {
+    pub kind: RouteKind,
     pub route: RouteKey,
     pub field: String,
     pub reason: String,
 }
 
+/// Which API kind a compiled route came from: HTTPRoutes and GRPCRoutes share the matching
+/// machinery and the hostname index, but not their keys, and gRPC always goes upstream as h2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteKind {
+    Http,
+    Grpc,
+}
+
+impl std::fmt::Display for RouteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct CompiledRoute {
+    pub kind: RouteKind,
     pub key: RouteKey,
     pub created_ms: i64,
     pub hostnames: Box<[Box<str>]>,
@@ -170,16 +189,21 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn compile_regex(route: &RouteKey, field: String, pattern: &str) -> Result<Regex, CompileError> {
+pub(super) fn compile_regex(
+    route: &RouteKey,
+    field: String,
+    pattern: &str,
+) -> Result<Regex, CompileError> {
     // Anchoring is done at match time so the pattern's own alternations stay intact.
     Regex::new(pattern).map_err(|e| CompileError {
+        kind: RouteKind::Http,
         route: route.clone(),
         field,
         reason: format!("invalid regular expression: {e}"),
     })
 }
 
-fn compile_string(
+pub(super) fn compile_string(
     route: &RouteKey,
     field: String,
     m: &StringMatch,
@@ -192,7 +216,11 @@ fn compile_string(
     })
 }
 
-fn compile_match(route: &RouteKey, at: &str, m: &HttpMatch) -> Result<CompiledMatch, CompileError> {
+pub(super) fn compile_match(
+    route: &RouteKey,
+    at: &str,
+    m: &HttpMatch,
+) -> Result<CompiledMatch, CompileError> {
     let path = match &m.path {
         PathMatch::Exact(p) => PathMatcher::Exact(p.as_str().into()),
         PathMatch::PathPrefix(p) => PathMatcher::Prefix(p.trim_end_matches('/').into()),
@@ -206,6 +234,7 @@ fn compile_match(route: &RouteKey, at: &str, m: &HttpMatch) -> Result<CompiledMa
         .enumerate()
         .map(|(i, h)| {
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| CompileError {
+                kind: RouteKind::Http,
                 route: route.clone(),
                 field: format!("{at}.headers[{i}].name"),
                 reason: e.to_string(),
@@ -228,6 +257,7 @@ fn compile_match(route: &RouteKey, at: &str, m: &HttpMatch) -> Result<CompiledMa
         .as_deref()
         .map(|s| {
             Method::from_bytes(s.as_bytes()).map_err(|e| CompileError {
+                kind: RouteKind::Http,
                 route: route.clone(),
                 field: format!("{at}.method"),
                 reason: e.to_string(),
@@ -273,6 +303,7 @@ pub fn compile(route: &HttpRoute) -> Result<CompiledRoute, CompileError> {
         })
         .collect::<Result<Vec<_>, CompileError>>()?;
     Ok(CompiledRoute {
+        kind: RouteKind::Http,
         key: key.clone(),
         created_ms: route.created_ms,
         hostnames: route.hostnames.iter().map(|h| h.as_str().into()).collect(),

@@ -8,15 +8,24 @@
 //! where a hash trie at 100k entries leaves most slots of its leaves empty.
 
 pub mod compiled;
+mod grpc;
 mod hosts;
+mod sni;
+mod tls_routes;
 
-use crate::table::compiled::{CompileError, CompiledRoute, CompiledRule, RequestView, compile};
+use crate::table::compiled::{
+    CompileError, CompiledRoute, CompiledRule, RequestView, RouteKind, compile,
+};
 use crate::table::hosts::HostIndex;
+use crate::table::sni::SniIndex;
+use crate::table::tls_routes::TlsRouteIndex;
+use gatehouse_core::certificate::{self, CertificateError};
 use gatehouse_core::model::{
-    Backend, Certificate, CertificateKey, Delta, Listener, ListenerKey, Resource, ResourceKey,
-    RouteKey,
+    Backend, CertificateKey, Delta, Listener, ListenerKey, ListenerProtocol, Resource, ResourceKey,
+    RouteKey, TlsMode, TlsRoute,
 };
 use gatehouse_core::{hostname, validate};
+use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +36,36 @@ pub enum ApplyError {
     Invalid(#[from] validate::InvalidResource),
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// A certificate that does not parse, whose key does not match, or that is not valid now.
+    #[error("Certificate {key}: {source}")]
+    Certificate {
+        key: CertificateKey,
+        source: CertificateError,
+    },
 }
+
+/// A certificate as the proxy serves it: parsed once at apply time, no PEM kept.
+#[derive(Debug)]
+pub struct ServedCertificate {
+    pub version: u64,
+    pub certified: Arc<CertifiedKey>,
+    pub names: Box<[Box<str>]>,
+    pub not_after: i64,
+}
+
+/// How a connection on a TLS socket is handled, decided from its ClientHello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsHandling {
+    /// HTTPS: terminate, then HTTP/1.1 or h2 by ALPN.
+    TerminateHttp,
+    /// TLS listener in Terminate mode: terminate, then a TLSRoute gets the plaintext.
+    TerminateStream,
+    /// TLS listener in Passthrough mode: a TLSRoute gets the encrypted bytes.
+    Passthrough,
+}
+
+/// What a route map is keyed by: HTTPRoute and GRPCRoute names are separate namespaces.
+type RouteId = (RouteKind, RouteKey);
 
 /// A backend as the proxy serves it; the counter spreads requests over endpoints.
 #[derive(Debug)]
@@ -61,9 +99,15 @@ impl Entry {
 #[derive(Clone, Debug)]
 struct RouteRef(Arc<CompiledRoute>);
 
+impl RouteRef {
+    fn id(&self) -> (RouteKind, &RouteKey) {
+        (self.0.kind, &self.0.key)
+    }
+}
+
 impl PartialEq for RouteRef {
     fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
+        self.id() == other.id()
     }
 }
 impl Eq for RouteRef {}
@@ -74,7 +118,7 @@ impl PartialOrd for RouteRef {
 }
 impl Ord for RouteRef {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.key.cmp(&other.0.key)
+        self.id().cmp(&other.id())
     }
 }
 
@@ -85,12 +129,20 @@ pub struct Table {
     listeners: imbl::HashMap<ListenerKey, Arc<Listener>>,
     /// Listeners bound to each socket, most specific hostname first.
     sockets: imbl::HashMap<SocketAddr, Arc<[Arc<Listener>]>>,
-    routes: imbl::OrdMap<RouteKey, Arc<CompiledRoute>>,
+    routes: imbl::OrdMap<RouteId, Arc<CompiledRoute>>,
     /// Routes naming each listener as a parent, whether or not the listener exists yet.
     attached: imbl::HashMap<ListenerKey, imbl::OrdSet<RouteRef>>,
     hosts: imbl::HashMap<ListenerKey, HostIndex>,
     backends: imbl::HashMap<gatehouse_core::model::BackendKey, Arc<BackendState>>,
-    certificates: imbl::HashMap<CertificateKey, Arc<Certificate>>,
+    certificates: imbl::HashMap<CertificateKey, Arc<ServedCertificate>>,
+    /// Listeners naming each certificate, whether or not the certificate exists yet.
+    certificate_users: imbl::HashMap<CertificateKey, imbl::OrdSet<ListenerKey>>,
+    /// Per TLS-terminating listener, its certificates by name.
+    sni: imbl::HashMap<ListenerKey, SniIndex>,
+    tls_routes: imbl::OrdMap<RouteKey, Arc<TlsRoute>>,
+    /// TLSRoutes naming each listener as a parent, whether or not the listener exists yet.
+    tls_attached: imbl::HashMap<ListenerKey, imbl::OrdSet<RouteKey>>,
+    tls_hosts: imbl::HashMap<ListenerKey, TlsRouteIndex>,
 }
 
 /// Counts for stats and benchmarks.
@@ -101,6 +153,7 @@ pub struct TableStats {
     pub routes: usize,
     pub backends: usize,
     pub certificates: usize,
+    pub tls_routes: usize,
 }
 
 impl Table {
@@ -111,6 +164,7 @@ impl Table {
             routes: self.routes.len(),
             backends: self.backends.len(),
             certificates: self.certificates.len(),
+            tls_routes: self.tls_routes.len(),
         }
     }
 
@@ -174,14 +228,87 @@ impl Table {
         self.hosts.get(listener)?.lookup(host, req)
     }
 
+    /// How a TLS connection on `socket` naming `server_name` ("" for none) is handled, and
+    /// by which listener. `None`: no TLS listener there serves that name.
+    pub fn tls_listener(
+        &self,
+        socket: SocketAddr,
+        server_name: &str,
+    ) -> Option<(&Arc<Listener>, TlsHandling)> {
+        let listener = self.select_listener(socket, server_name)?;
+        let handling = match (listener.protocol, listener.tls.as_ref().map(|t| t.mode)) {
+            (ListenerProtocol::Https, Some(TlsMode::Terminate)) => TlsHandling::TerminateHttp,
+            (ListenerProtocol::Tls, Some(TlsMode::Terminate)) => TlsHandling::TerminateStream,
+            (ListenerProtocol::Tls, Some(TlsMode::Passthrough)) => TlsHandling::Passthrough,
+            _ => return None,
+        };
+        Some((listener, handling))
+    }
+
+    /// Whether connections on `socket` start with a TLS ClientHello.
+    pub fn socket_is_tls(&self, socket: SocketAddr) -> bool {
+        self.sockets.get(&socket).is_some_and(|ls| {
+            ls.iter()
+                .any(|l| matches!(l.protocol, ListenerProtocol::Https | ListenerProtocol::Tls))
+        })
+    }
+
+    /// The certificate a listener presents for `server_name`: one naming it exactly, then
+    /// one whose wildcard covers it, then the listener's first loaded certificate.
+    pub fn certificate_for(
+        &self,
+        listener: &Listener,
+        server_name: Option<&str>,
+    ) -> Option<Arc<CertifiedKey>> {
+        let named = server_name
+            .and_then(|name| self.sni.get(&listener.key)?.lookup(name))
+            .and_then(|key| self.certificates.get(key));
+        let chosen = named.or_else(|| {
+            terminated_certificates(listener)
+                .iter()
+                .find_map(|k| self.certificates.get(k))
+        })?;
+        Some(chosen.certified.clone())
+    }
+
+    pub fn certificate(&self, key: &CertificateKey) -> Option<&Arc<ServedCertificate>> {
+        self.certificates.get(key)
+    }
+
+    /// The TLSRoute serving `server_name` ("" for none) on a TLS listener.
+    pub fn tls_route(&self, listener: &ListenerKey, server_name: &str) -> Option<&Arc<TlsRoute>> {
+        self.tls_hosts.get(listener)?.lookup(server_name)
+    }
+
     /// Applies a delta atomically: validated and compiled first, so a bad resource leaves the
     /// table as it was.
     pub fn apply(&self, delta: &Delta) -> Result<Table, ApplyError> {
+        self.apply_at(delta, certificate::unix_now())
+    }
+
+    /// [`Table::apply`] with the clock certificates are checked against (Unix seconds).
+    pub fn apply_at(&self, delta: &Delta, now: i64) -> Result<Table, ApplyError> {
         let mut compiled = Vec::with_capacity(delta.upserts.len());
+        let mut loaded = Vec::new();
         for resource in &delta.upserts {
             validate::validate(resource)?;
-            if let Resource::HttpRoute(route) = resource {
-                compiled.push(Arc::new(compile(route)?));
+            match resource {
+                Resource::HttpRoute(route) => compiled.push(Arc::new(compile(route)?)),
+                Resource::GrpcRoute(route) => compiled.push(Arc::new(grpc::compile_grpc(route)?)),
+                Resource::Certificate(c) => {
+                    let cert =
+                        certificate::load(c, now).map_err(|source| ApplyError::Certificate {
+                            key: c.key.clone(),
+                            source,
+                        })?;
+                    loaded.push(Arc::new(ServedCertificate {
+                        version: c.version,
+                        certified: cert.certified,
+                        names: cert.names.into_iter().map(Box::from).collect(),
+                        not_after: cert.not_after,
+                    }));
+                }
+                _ => {}
             }
         }
         let mut next = self.clone();
@@ -190,13 +317,16 @@ impl Table {
             next.remove(key);
         }
         let mut compiled = compiled.into_iter();
+        let mut loaded = loaded.into_iter();
         let mut routes = Vec::new();
+        let mut tls_routes = Vec::new();
         for resource in &delta.upserts {
             match resource {
                 Resource::Listener(l) => next.upsert_listener(l),
-                Resource::HttpRoute(_) => {
+                Resource::HttpRoute(_) | Resource::GrpcRoute(_) => {
                     routes.push(compiled.next().expect("compiled in the same order"));
                 }
+                Resource::TlsRoute(r) => tls_routes.push(Arc::new(r.clone())),
                 Resource::Backend(b) => {
                     let state = BackendState {
                         backend: b.clone(),
@@ -205,24 +335,28 @@ impl Table {
                     next.backends.insert(b.key.clone(), Arc::new(state));
                 }
                 Resource::Certificate(c) => {
-                    next.certificates.insert(c.key.clone(), Arc::new(c.clone()));
+                    let served = loaded.next().expect("loaded in the same order");
+                    next.upsert_certificate(&c.key, served);
                 }
             }
         }
         next.upsert_routes(routes);
+        for route in tls_routes {
+            next.upsert_tls_route(route);
+        }
         Ok(next)
     }
 
     fn remove(&mut self, key: &ResourceKey) {
         match key {
             ResourceKey::Listener(k) => self.remove_listener(k),
-            ResourceKey::HttpRoute(k) => self.remove_route(k),
+            ResourceKey::HttpRoute(k) => self.remove_route(&(RouteKind::Http, k.clone())),
+            ResourceKey::GrpcRoute(k) => self.remove_route(&(RouteKind::Grpc, k.clone())),
+            ResourceKey::TlsRoute(k) => self.remove_tls_route(k),
             ResourceKey::Backend(k) => {
                 self.backends.remove(k);
             }
-            ResourceKey::Certificate(k) => {
-                self.certificates.remove(k);
-            }
+            ResourceKey::Certificate(k) => self.remove_certificate(k),
         }
     }
 
@@ -239,8 +373,12 @@ impl Table {
         {
             self.rebuild_socket(old.socket_addr());
         }
-        if rebind {
+        // The socket list holds the listeners themselves: any change (protocol, TLS) must
+        // reach it, not only a new address or hostname.
+        if old.as_deref() != Some(&*listener) {
             self.rebuild_socket(listener.socket_addr());
+        }
+        if rebind {
             // Effective hostnames depend on the listener's hostname: re-index its routes.
             let mut index = HostIndex::default();
             let routes: Vec<Arc<CompiledRoute>> = self
@@ -252,14 +390,146 @@ impl Table {
                 .collect();
             index.insert(listener.hostname.as_deref(), &routes);
             self.hosts.insert(listener.key.clone(), index);
+            self.reindex_tls_routes(&listener);
+        }
+        let old_refs = old
+            .as_deref()
+            .map(terminated_certificates)
+            .unwrap_or_default();
+        let new_refs = terminated_certificates(&listener);
+        if old_refs != new_refs {
+            self.set_listener_certificates(&listener.key, old_refs, new_refs);
         }
     }
 
     fn remove_listener(&mut self, key: &ListenerKey) {
         if let Some(old) = self.listeners.remove(key) {
             self.rebuild_socket(old.socket_addr());
+            self.set_listener_certificates(key, terminated_certificates(&old), &[]);
         }
         self.hosts.remove(key);
+        self.tls_hosts.remove(key);
+    }
+
+    /// Rebuilds one listener's certificate index (its own refs only) and who uses what.
+    fn set_listener_certificates(
+        &mut self,
+        listener: &ListenerKey,
+        old: &[CertificateKey],
+        new: &[CertificateKey],
+    ) {
+        for key in old.iter().filter(|k| !new.contains(k)) {
+            if let Some(users) = self.certificate_users.get_mut(key) {
+                users.remove(listener);
+                if users.is_empty() {
+                    self.certificate_users.remove(key);
+                }
+            }
+        }
+        for key in new {
+            self.certificate_users
+                .entry(key.clone())
+                .or_default()
+                .insert(listener.clone());
+        }
+        if new.is_empty() {
+            self.sni.remove(listener);
+            return;
+        }
+        let mut index = SniIndex::default();
+        for (order, key) in new.iter().enumerate() {
+            if let Some(cert) = self.certificates.get(key) {
+                index.insert(order as u32, key, &cert.names);
+            }
+        }
+        self.sni.insert(listener.clone(), index);
+    }
+
+    /// Swaps one certificate: listeners using it are re-indexed only if its names changed.
+    fn upsert_certificate(&mut self, key: &CertificateKey, served: Arc<ServedCertificate>) {
+        let old = self.certificates.insert(key.clone(), served.clone());
+        if old.as_ref().is_some_and(|o| o.names == served.names) {
+            return;
+        }
+        let users: Vec<ListenerKey> = self
+            .certificate_users
+            .get(key)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default();
+        for listener in users {
+            let order = self
+                .listeners
+                .get(&listener)
+                .and_then(|l| terminated_certificates(l).iter().position(|k| k == key));
+            if let (Some(order), Some(index)) = (order, self.sni.get_mut(&listener)) {
+                if let Some(old) = &old {
+                    index.remove(key, &old.names);
+                }
+                index.insert(order as u32, key, &served.names);
+            }
+        }
+    }
+
+    fn remove_certificate(&mut self, key: &CertificateKey) {
+        let Some(old) = self.certificates.remove(key) else {
+            return;
+        };
+        let users: Vec<ListenerKey> = self
+            .certificate_users
+            .get(key)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default();
+        for listener in users {
+            if let Some(index) = self.sni.get_mut(&listener) {
+                index.remove(key, &old.names);
+            }
+        }
+    }
+
+    fn reindex_tls_routes(&mut self, listener: &Listener) {
+        let mut index = TlsRouteIndex::default();
+        for key in self.tls_attached.get(&listener.key).into_iter().flatten() {
+            if let Some(route) = self.tls_routes.get(key) {
+                index.insert(listener.hostname.as_deref(), route);
+            }
+        }
+        self.tls_hosts.insert(listener.key.clone(), index);
+    }
+
+    fn upsert_tls_route(&mut self, route: Arc<TlsRoute>) {
+        self.remove_tls_route(&route.key);
+        for parent in &route.parents {
+            self.tls_attached
+                .entry(parent.clone())
+                .or_default()
+                .insert(route.key.clone());
+            if let Some(listener) = self.listeners.get(parent) {
+                let hostname = listener.hostname.clone();
+                self.tls_hosts
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(hostname.as_deref(), &route);
+            }
+        }
+        self.tls_routes.insert(route.key.clone(), route);
+    }
+
+    fn remove_tls_route(&mut self, key: &RouteKey) {
+        let Some(old) = self.tls_routes.remove(key) else {
+            return;
+        };
+        for parent in &old.parents {
+            if let Some(routes) = self.tls_attached.get_mut(parent) {
+                routes.remove(key);
+                if routes.is_empty() {
+                    self.tls_attached.remove(parent);
+                }
+            }
+            let hostname = self.listeners.get(parent).and_then(|l| l.hostname.clone());
+            if let Some(index) = self.tls_hosts.get_mut(parent) {
+                index.remove(hostname.as_deref(), &old);
+            }
+        }
     }
 
     fn rebuild_socket(&mut self, addr: SocketAddr) {
@@ -289,13 +559,13 @@ impl Table {
         let mut routes: Vec<_> = routes
             .into_iter()
             .rev()
-            .filter(|r| seen.insert(r.key.clone()))
+            .filter(|r| seen.insert((r.kind, r.key.clone())))
             .collect();
         routes.reverse();
         let mut by_listener: std::collections::HashMap<ListenerKey, Vec<Arc<CompiledRoute>>> =
             std::collections::HashMap::new();
         for route in routes {
-            self.remove_route(&route.key);
+            self.remove_route(&(route.kind, route.key.clone()));
             // Mutating through entry/get_mut edits nodes this snapshot already owns in place,
             // instead of copying a path of shared nodes for every route of a large delta.
             for parent in route.parents.iter() {
@@ -310,7 +580,7 @@ impl Table {
                         .push(route.clone());
                 }
             }
-            self.routes.insert(route.key.clone(), route);
+            self.routes.insert((route.kind, route.key.clone()), route);
         }
         for (parent, routes) in by_listener {
             let hostname = self.listeners.get(&parent).and_then(|l| l.hostname.clone());
@@ -321,8 +591,8 @@ impl Table {
         }
     }
 
-    fn remove_route(&mut self, key: &RouteKey) {
-        let Some(old) = self.routes.remove(key) else {
+    fn remove_route(&mut self, id: &RouteId) {
+        let Some(old) = self.routes.remove(id) else {
             return;
         };
         for parent in old.parents.iter() {
@@ -339,6 +609,15 @@ impl Table {
                 }
             }
         }
+    }
+}
+
+/// The certificates a listener presents, in its certificateRefs order; none unless it
+/// terminates TLS.
+fn terminated_certificates(listener: &Listener) -> &[CertificateKey] {
+    match &listener.tls {
+        Some(tls) if tls.mode == TlsMode::Terminate => &tls.certificates,
+        _ => &[],
     }
 }
 

@@ -390,3 +390,119 @@ fn one_delta_in_any_order_and_repeated_keys_keep_the_last_version() {
     );
     assert_eq!(t.stats().routes, 2);
 }
+
+mod certificates {
+    use super::*;
+    use gatehouse_core::model::{Certificate, ListenerTls, TlsMode};
+
+    struct Made {
+        resource: Resource,
+        der: Vec<u8>,
+    }
+
+    fn cert(key: &str, names: &[&str]) -> Made {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let made =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap()
+                .self_signed(&pair)
+                .unwrap();
+        Made {
+            resource: Resource::Certificate(Certificate {
+                key: key.into(),
+                version: 1,
+                cert_pem: made.pem(),
+                key_pem: pair.serialize_pem(),
+            }),
+            der: made.der().to_vec(),
+        }
+    }
+
+    fn https(refs: &[&str]) -> Resource {
+        Resource::Listener(Listener {
+            key: ListenerKey::new("ns", "gw", "https"),
+            version: 1,
+            address: "127.0.0.1".parse().unwrap(),
+            port: 8080,
+            protocol: ListenerProtocol::Https,
+            hostname: None,
+            tls: Some(ListenerTls {
+                mode: TlsMode::Terminate,
+                certificates: refs.iter().map(|r| CertificateKey::from(*r)).collect(),
+            }),
+        })
+    }
+
+    /// The DER of the certificate presented for `name`.
+    fn served(table: &Table, name: &str) -> Option<Vec<u8>> {
+        let listener = table.listener(&ListenerKey::new("ns", "gw", "https"))?;
+        let key = table.certificate_for(listener, Some(name))?;
+        Some(key.cert[0].to_vec())
+    }
+
+    #[test]
+    fn certificate_arriving_after_its_listener_is_indexed() {
+        let a = cert("ns/a", &["a.example.com"]);
+        let t = apply(&Table::default(), vec![https(&["ns/a"])], vec![]);
+        assert_eq!(served(&t, "a.example.com"), None);
+        let t = apply(&t, vec![a.resource], vec![]);
+        assert_eq!(served(&t, "a.example.com"), Some(a.der));
+    }
+
+    #[test]
+    fn swap_with_new_names_moves_the_index_and_removal_falls_back_to_the_default() {
+        let default = cert("ns/default", &["default.example.com"]);
+        let a = cert("ns/a", &["a.example.com"]);
+        let t = apply(
+            &Table::default(),
+            vec![default.resource, a.resource, https(&["ns/default", "ns/a"])],
+            vec![],
+        );
+        assert_eq!(served(&t, "a.example.com"), Some(a.der.clone()));
+        // Same key, different name: a.example.com now gets the default, b.example.com the new one.
+        let b = cert("ns/a", &["b.example.com"]);
+        let t2 = apply(&t, vec![b.resource], vec![]);
+        assert_eq!(served(&t2, "b.example.com"), Some(b.der.clone()));
+        assert_eq!(served(&t2, "a.example.com"), Some(default.der.clone()));
+        // The earlier snapshot is untouched: connections that started on it see the old state.
+        assert_eq!(served(&t, "a.example.com"), Some(a.der));
+        let t3 = apply(&t2, vec![], vec![ResourceKey::Certificate("ns/a".into())]);
+        assert_eq!(served(&t3, "b.example.com"), Some(default.der.clone()));
+        assert_eq!(t3.stats().certificates, 1);
+        // Dropping the ref from the listener stops serving it even though it is loaded.
+        let t4 = apply(&t2, vec![https(&["ns/default"])], vec![]);
+        assert_eq!(served(&t4, "b.example.com"), Some(default.der));
+    }
+
+    #[test]
+    fn a_delta_with_a_bad_certificate_changes_nothing() {
+        let a = cert("ns/a", &["a.example.com"]);
+        let t = apply(
+            &Table::default(),
+            vec![a.resource, https(&["ns/a"])],
+            vec![],
+        );
+        let mismatched = match (
+            cert("ns/a", &["a.example.com"]).resource,
+            cert("x", &[]).resource,
+        ) {
+            (Resource::Certificate(mut c), Resource::Certificate(other)) => {
+                c.key_pem = other.key_pem;
+                Resource::Certificate(c)
+            }
+            _ => unreachable!(),
+        };
+        let err = t
+            .apply(&Delta {
+                upserts: vec![listener("extra", None), mismatched],
+                removals: vec![],
+            })
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "Certificate ns/a: keyPem: private key does not match the certificate's public key"
+        );
+        assert_eq!(served(&t, "a.example.com"), Some(a.der));
+    }
+}

@@ -22,7 +22,9 @@ fn listeners_are_translated() {
   - {name: tls, port: 8443, protocol: TLS, tls: {mode: Passthrough}}
   - {name: tcp, port: 5432, protocol: TCP}",
     );
-    let t = run(&[CLASS, &gw, GRANT_SECRETS_TO_INFRA]);
+    let site = tls_secret("infra", "site", &["site.example.com"]);
+    let other = tls_secret("certs", "other", &["other.example.com"]);
+    let t = run(&[CLASS, &gw, GRANT_SECRETS_TO_INFRA, &site, &other]);
     assert!(t.problems.is_empty(), "{:?}", problems(&t));
     assert_eq!(
         keys(&t),
@@ -31,6 +33,8 @@ fn listeners_are_translated() {
             "Listener infra/gw/https",
             "Listener infra/gw/tcp",
             "Listener infra/gw/tls",
+            "Certificate certs/other",
+            "Certificate infra/site",
         ]
     );
     let http = listener(&t, "infra/gw/http");
@@ -189,13 +193,13 @@ fn unsupported_route_kinds_are_reported() {
   - name: http
     port: 80
     protocol: HTTP
-    allowedRoutes: {kinds: [{kind: HTTPRoute}, {kind: GRPCRoute}]}",
+    allowedRoutes: {kinds: [{kind: HTTPRoute}, {kind: GRPCRoute}, {kind: TLSRoute}]}",
     );
     let t = run(&[CLASS, &gw]);
     assert_eq!(
         problems(&t),
         [
-            "Gateway infra/gw: spec.listeners[0].allowedRoutes.kinds[1]: InvalidRouteKinds: gateway.networking.k8s.io/GRPCRoute is not supported on a HTTP listener"
+            "Gateway infra/gw: spec.listeners[0].allowedRoutes.kinds[2]: InvalidRouteKinds: gateway.networking.k8s.io/TLSRoute is not supported on a HTTP listener"
         ]
     );
 }

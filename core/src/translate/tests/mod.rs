@@ -4,6 +4,7 @@ mod attachment;
 mod backends;
 mod gateways;
 mod rules;
+mod tls;
 
 use super::{TranslateOptions, Translation, translate};
 use crate::manifest::{self, Object};
@@ -69,6 +70,43 @@ kind: Service
 metadata: {{name: {name}, namespace: {namespace}}}
 spec: {{ports: {ports}}}
 "
+    )
+}
+
+/// A `kubernetes.io/tls` Secret with a fresh self-signed certificate for `names`.
+pub(super) fn tls_secret(namespace: &str, name: &str, names: &[&str]) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+    secret(
+        namespace,
+        name,
+        "kubernetes.io/tls",
+        &cert.pem(),
+        &key.serialize_pem(),
+    )
+}
+
+pub(super) fn secret(namespace: &str, name: &str, kind: &str, crt: &str, key: &str) -> String {
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: {namespace}}}
+type: {kind}
+stringData:
+  tls.crt: |
+{}  tls.key: |
+{}",
+        indent(crt),
+        indent(key)
     )
 }
 
