@@ -173,7 +173,11 @@ impl Table {
     pub fn keys(&self) -> Vec<gatehouse_core::model::ResourceKey> {
         use gatehouse_core::model::ResourceKey;
         let listeners = self.listeners.keys().cloned().map(ResourceKey::Listener);
-        let routes = self.routes.keys().cloned().map(ResourceKey::HttpRoute);
+        let routes = self.routes.keys().map(|(kind, key)| match kind {
+            RouteKind::Http => ResourceKey::HttpRoute(key.clone()),
+            RouteKind::Grpc => ResourceKey::GrpcRoute(key.clone()),
+        });
+        let tls_routes = self.tls_routes.keys().cloned().map(ResourceKey::TlsRoute);
         let backends = self.backends.keys().cloned().map(ResourceKey::Backend);
         let certificates = self
             .certificates
@@ -182,6 +186,7 @@ impl Table {
             .map(ResourceKey::Certificate);
         let mut keys: Vec<ResourceKey> = listeners
             .chain(routes)
+            .chain(tls_routes)
             .chain(backends)
             .chain(certificates)
             .collect();
