@@ -411,6 +411,41 @@ async fn node_agent_runs_conformance_backends_on_a_real_cluster() {
         "{stamped}"
     );
 
+    // `kubectl logs -f` streams lines written after it started.
+    let mut follow =
+        Command::new(std::env::var("GATEHOUSE_KUBECTL").unwrap_or_else(|_| "kubectl".into()))
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(["-n", NS, "logs", "-f", "--tail", "0", &name])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let ip0 = pod_ip(&echo[0]);
+    let followed = (0..20).find_map(|_| {
+        http_get(ip0, 3000, "/followed").unwrap();
+        lines_rx
+            .recv_timeout(Duration::from_millis(500))
+            .ok()
+            .filter(|l| l.contains("/followed"))
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        followed.is_some(),
+        "kubectl logs -f did not stream the new request line"
+    );
+
     // CoreDNS with its Corefile from the ConfigMap volume answers whoami queries.
     let dns = eventually("CoreDNS pod Ready", || ready_pods(&pods, "dns", 1)).await;
     let dns_ip = pod_ip(&dns[0]);
