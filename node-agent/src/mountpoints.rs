@@ -1,8 +1,10 @@
 //! Empty files and directories created on the host filesystem to mount volumes over
 //! (e.g. /etc/secret-volume). The host root is shared with every pod's mount namespace,
 //! so a mount point must exist there. They are removed only when no pod runs (at
-//! shutdown and at the next start): removing one under a running pod would detach its
-//! mount. The list is kept in a file so a crashed agent's leftovers are found.
+//! shutdown and at the next start), and only if no process on the machine (another
+//! agent's pods included) has anything mounted there: removing a mount point detaches
+//! the mounts other namespaces have on it. The list is kept in a file so a crashed
+//! agent's leftovers, and ones still in use, are found by a later sweep.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -51,18 +53,57 @@ impl Mountpoints {
         }
     }
 
-    /// Removes what this and earlier runs created, if still empty.
+    /// Removes what this and earlier runs created, if still empty and not mounted on;
+    /// the rest stays recorded for the next sweep.
     pub fn remove_all(&self) {
         let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
         if let Ok(text) = std::fs::read_to_string(&self.record) {
             created.extend(text.lines().filter(|l| !l.is_empty()).map(PathBuf::from));
         }
-        for path in created.iter() {
+        let mounted = mount_points_in_use();
+        created.retain(|path| {
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            if mounted.iter().any(|m| m.starts_with(&real)) {
+                return true;
+            }
             remove_if_empty(path);
+            false
+        });
+        if created.is_empty() {
+            let _ = std::fs::remove_file(&self.record);
+        } else {
+            let text: Vec<String> = created.iter().map(|p| p.display().to_string()).collect();
+            let _ = std::fs::write(&self.record, text.join("\n"));
         }
-        created.clear();
-        let _ = std::fs::remove_file(&self.record);
     }
+}
+
+/// Every mount point any process on the machine sees (field 5 of /proc/PID/mountinfo).
+/// Pods share the host root, so their paths compare directly with host paths.
+fn mount_points_in_use() -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in procs.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(entry.path().join("mountinfo")) else {
+            continue;
+        };
+        out.extend(
+            info.lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .map(|m| PathBuf::from(m.replace("\\040", " "))),
+        );
+    }
+    out
 }
 
 /// Depth-first: empty files and directories only, so nothing a user put there is lost.
@@ -104,5 +145,19 @@ mod tests {
         assert!(!dir.path().join("root").exists());
         assert!(!dir.path().join("kept/x").exists());
         assert!(dir.path().join("kept/user-file").exists());
+        assert!(
+            !dir.path().join("mountpoints").exists(),
+            "nothing left to record"
+        );
+    }
+
+    #[test]
+    fn a_path_something_is_mounted_on_stays_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("mountpoints");
+        // /proc is a mount point in every namespace on the machine.
+        std::fs::write(&record, "/proc\n").unwrap();
+        Mountpoints::new(record.clone()).remove_all();
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "/proc");
     }
 }

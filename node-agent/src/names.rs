@@ -118,6 +118,34 @@ impl Prefixes {
     }
 }
 
+/// Whether `name` has exactly the shape of a name `for_pod` makes with `prefix`
+/// (`suffixes` lists the allowed trailing characters, empty for none), so that sweeping
+/// never touches another agent's bridge or interfaces that merely share a prefix.
+pub fn is_ours(prefix: &str, name: &str, suffixes: &[char]) -> bool {
+    let Some(rest) = name.strip_prefix(prefix) else {
+        return false;
+    };
+    let id = match rest.chars().last() {
+        Some(c) if suffixes.contains(&c) => &rest[..rest.len() - 1],
+        _ if suffixes.is_empty() => rest,
+        _ => return false,
+    };
+    id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Prefixes {
+    pub fn is_our_netns(&self, name: &str) -> bool {
+        is_ours(&self.netns, name, &[])
+    }
+
+    pub fn is_our_veth(&self, name: &str) -> bool {
+        is_ours(&self.veth, name, &['h', 'p'])
+    }
+}
+
 /// FNV-1a of the UID, as ID_LEN hex digits: short enough for interface names, and a
 /// collision between two live pods on one node is vanishingly unlikely.
 fn short_id(uid: &str) -> String {
@@ -148,6 +176,27 @@ mod tests {
                 .unwrap()
                 .id
         );
+    }
+
+    #[test]
+    fn only_names_of_our_exact_shape_are_swept() {
+        let p = Prefixes::new("ghpod-", "ghp").unwrap();
+        let n = p.for_pod(UID).unwrap();
+        assert!(p.is_our_netns(&n.netns));
+        assert!(p.is_our_veth(&n.veth_host) && p.is_our_veth(&n.veth_pod));
+        // Another agent's bridge and names that only share the prefix are left alone.
+        for other in [
+            "ghpods0",
+            "ghpods1",
+            "ghp",
+            "ghp0123456789x",
+            "ghp0123456789",
+            "ghpABCDEF0123h",
+        ] {
+            assert!(!p.is_our_veth(other), "{other}");
+        }
+        assert!(!p.is_our_netns("ghpod-test"));
+        assert!(!p.is_our_netns("gatehouse-test"));
     }
 
     #[test]

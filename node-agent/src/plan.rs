@@ -114,6 +114,20 @@ pub fn plan_pod(
         .spec
         .as_ref()
         .ok_or_else(|| err(pod, "spec", "missing"))?;
+    // Running such a pod in its own namespace would silently change what it sees.
+    for (field, on) in [
+        ("spec.hostNetwork", spec.host_network),
+        ("spec.hostPID", spec.host_pid),
+        ("spec.hostIPC", spec.host_ipc),
+    ] {
+        if on == Some(true) {
+            return Err(err(
+                pod,
+                field,
+                "sharing the node's namespaces is not supported by the node agent",
+            ));
+        }
+    }
     if !spec
         .init_containers
         .as_deref()
@@ -686,10 +700,14 @@ mod tests {
     }
 
     #[test]
-    fn init_containers_are_refused_clearly() {
+    fn init_containers_and_host_namespaces_are_refused_clearly() {
         let p = pod(json!({"initContainers": [{"name": "i", "image": "x"}],
                            "containers": [{"name": "c", "image": "x"}]}));
         let e = plan_pod(&p, &images(), &Refs::default(), at()).unwrap_err();
         assert_eq!(e.field, "spec.initContainers");
+        let p = pod(json!({"hostNetwork": true, "containers": [{"name": "c", "image": "x"}]}));
+        let e = plan_pod(&p, &images(), &Refs::default(), at()).unwrap_err();
+        assert_eq!(e.field, "spec.hostNetwork");
+        assert!(e.reason.contains("not supported"), "{e}");
     }
 }

@@ -141,7 +141,10 @@ impl Worker {
             match self.setup(&pod).await {
                 Ok(()) => break,
                 Err((reason, message)) => {
-                    tracing::warn!(pod = %pod_key(&pod), %reason, "{message}");
+                    // Retried every SETUP_RETRY (a Secret may appear later): log changes only.
+                    if self.setup_error.as_ref().map(|e| &e.1) != Some(&message) {
+                        tracing::warn!(pod = %pod_key(&pod), %reason, "{message}");
+                    }
                     self.setup_error = Some((reason, message));
                     self.write_status(&pod).await;
                     let _ = tokio::time::timeout(SETUP_RETRY, rx.changed()).await;

@@ -157,6 +157,56 @@ fn dns_answers(server: IpAddr, name: &str) -> Result<u16, String> {
     Ok(u16::from_be_bytes([buf[6], buf[7]]) + u16::from_be_bytes([buf[10], buf[11]]))
 }
 
+/// GET /healthz on the kubelet API, verifying its certificate against the cluster CA,
+/// with or without a client certificate (cert, key PEM files).
+async fn kubelet_healthz(
+    state: &std::path::Path,
+    client: Option<(&str, &str)>,
+) -> Result<String, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = state.join("pki");
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(pki.join("ca.crt")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(pki.join(cert))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(pki.join(key)).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect("198.19.254.1:10250")
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::IpAddress(Ipv4Addr::new(198, 19, 254, 1).into());
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 fn ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
@@ -304,6 +354,24 @@ async fn node_agent_runs_conformance_backends_on_a_real_cluster() {
             == 10250
     );
 
+    // The kubelet API serves only clients with a cluster-CA certificate (the API server's
+    // kubelet-client one), and its own certificate is the CA-signed one for the node IP.
+    let ok = kubelet_healthz(
+        &node.state,
+        Some((
+            "kube-apiserver-kubelet-client.crt",
+            "kube-apiserver-kubelet-client.key",
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("ok"), "{ok}");
+    let anonymous = kubelet_healthz(&node.state, None).await;
+    assert!(
+        anonymous.is_err(),
+        "the kubelet API answered a client without a certificate: {anonymous:?}"
+    );
+
     apply(
         &client,
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
@@ -409,6 +477,41 @@ async fn node_agent_runs_conformance_backends_on_a_real_cluster() {
     assert!(
         stamped.starts_with("20") && stamped.contains('Z'),
         "{stamped}"
+    );
+
+    // `kubectl logs -f` streams lines written after it started.
+    let mut follow =
+        Command::new(std::env::var("GATEHOUSE_KUBECTL").unwrap_or_else(|_| "kubectl".into()))
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(["-n", NS, "logs", "-f", "--tail", "0", &name])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let ip0 = pod_ip(&echo[0]);
+    let followed = (0..20).find_map(|_| {
+        http_get(ip0, 3000, "/followed").unwrap();
+        lines_rx
+            .recv_timeout(Duration::from_millis(500))
+            .ok()
+            .filter(|l| l.contains("/followed"))
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        followed.is_some(),
+        "kubectl logs -f did not stream the new request line"
     );
 
     // CoreDNS with its Corefile from the ConfigMap volume answers whoami queries.
