@@ -175,6 +175,7 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
         let app = app.clone();
         let shutdown = shutdown.clone();
         let guard = connections.as_ref().map(ConnectionGuard::new);
+        let stream = crate::buffered::BufferedStream::new(stream);
         tokio::spawn(async move {
             app.process_new(Box::new(stream), &shutdown).await;
             drop(guard);
