@@ -2,6 +2,7 @@
 //! through deltas, without restarts and without cutting open connections.
 
 pub mod admin;
+pub mod buffered;
 pub mod echo;
 pub mod filters;
 pub mod gateway;

@@ -226,6 +226,7 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
                     }
                 }
                 None => {
+                    let stream = crate::buffered::BufferedStream::new(stream);
                     app.process_new(Box::new(stream), &shutdown).await;
                 }
             }
