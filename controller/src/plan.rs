@@ -81,6 +81,8 @@ pub fn plan(objects: &[Object], pool: &Pool, memory: &BTreeMap<GatewayKey, IpAdd
     let rewritten: Vec<Object> = objects
         .iter()
         .filter_map(|o| match o {
+            // Gatehouse takes no parameters object: such a Gateway is not accepted.
+            Object::Gateway(gw) if parameters_ref(gw).is_some() => None,
             Object::Gateway(gw) => match addresses.get(&gateway_key(gw)) {
                 Some(Assignment::Assigned(ip)) => Some(Object::Gateway(with_address(gw, *ip))),
                 Some(_) => None,
@@ -93,6 +95,12 @@ pub fn plan(objects: &[Object], pool: &Pool, memory: &BTreeMap<GatewayKey, IpAdd
         addresses,
         translation: translate(&rewritten, &options()),
     }
+}
+
+/// `spec.infrastructure.parametersRef` as `group/kind name`, when set.
+pub fn parameters_ref(gw: &Gateway) -> Option<String> {
+    let r = gw.spec.infrastructure.as_ref()?.parameters_ref.as_ref()?;
+    Some(format!("{}/{} {}", r.group, r.kind, r.name))
 }
 
 fn with_address(gw: &Gateway, ip: IpAddr) -> Gateway {

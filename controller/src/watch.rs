@@ -7,9 +7,11 @@ use gatehouse_core::manifest::Object;
 use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::tlsroutes::TlsRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -24,6 +26,11 @@ pub struct Caches {
     classes: Store<GatewayClass>,
     gateways: Store<Gateway>,
     routes: Store<HttpRoute>,
+    grpc_routes: Store<GrpcRoute>,
+    tls_routes: Store<TlsRoute>,
+    /// Only `kubernetes.io/tls` Secrets: the only kind a listener may use, and the API
+    /// server filters the rest out, so other Secrets never reach this process.
+    secrets: Store<Secret>,
     grants: Store<ReferenceGrant>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -41,6 +48,14 @@ impl Caches {
             classes: cache(client, tasks, changed),
             gateways: cache(client, tasks, changed),
             routes: cache(client, tasks, changed),
+            grpc_routes: cache(client, tasks, changed),
+            tls_routes: cache(client, tasks, changed),
+            secrets: cache_with(
+                client,
+                tasks,
+                changed,
+                watcher::Config::default().fields("type=kubernetes.io/tls"),
+            ),
             grants: cache(client, tasks, changed),
             services: cache(client, tasks, changed),
             slices: cache(client, tasks, changed),
@@ -58,6 +73,9 @@ impl Caches {
             self.classes.wait_until_ready(),
             self.gateways.wait_until_ready(),
             self.routes.wait_until_ready(),
+            self.grpc_routes.wait_until_ready(),
+            self.tls_routes.wait_until_ready(),
+            self.secrets.wait_until_ready(),
             self.grants.wait_until_ready(),
             self.services.wait_until_ready(),
             self.slices.wait_until_ready(),
@@ -79,6 +97,9 @@ impl Caches {
         all(&self.classes, Object::GatewayClass)
             .chain(all(&self.gateways, Object::Gateway))
             .chain(all(&self.routes, Object::HttpRoute))
+            .chain(all(&self.grpc_routes, Object::GrpcRoute))
+            .chain(all(&self.tls_routes, Object::TlsRoute))
+            .chain(all(&self.secrets, Object::Secret))
             .chain(all(&self.grants, Object::ReferenceGrant))
             .chain(all(&self.services, Object::Service))
             .chain(all(&self.slices, Object::EndpointSlice))
@@ -105,10 +126,22 @@ fn cache<K>(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    cache_with(client, tasks, changed, watcher::Config::default())
+}
+
+fn cache_with<K>(
+    client: &Client,
+    tasks: &mut JoinSet<()>,
+    changed: &Arc<Notify>,
+    config: watcher::Config,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     let api: Api<K> = Api::all(client.clone());
     let changed = changed.clone();
-    let stream = watcher(api, watcher::Config::default())
+    let stream = watcher(api, config)
         .default_backoff()
         // Field ownership is never read here and is most of a small object's size.
         .modify(|o| o.managed_fields_mut().clear())

@@ -79,7 +79,18 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway) -> Option<GatewayStatus> {
                 .any(|c| c.kind == "Accepted" && !c.is_true())
         })
         .count();
+    let parameters = crate::plan::parameters_ref(gw);
     let accepted = match assignment {
+        _ if parameters.is_some() => Condition::new(
+            "Accepted",
+            false,
+            "InvalidParameters",
+            format!(
+                "spec.infrastructure.parametersRef: Gatehouse takes no parameters ({} given)",
+                parameters.as_deref().unwrap_or_default()
+            ),
+            generation,
+        ),
         Assignment::Unsupported { field, reason } => Condition::new(
             "Accepted",
             false,
@@ -97,6 +108,13 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway) -> Option<GatewayStatus> {
         _ => Condition::new("Accepted", true, "Accepted", "", generation),
     };
     let programmed_cond = match assignment {
+        _ if parameters.is_some() => Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "the Gateway is not accepted",
+            generation,
+        ),
         Assignment::Assigned(_) if programmed => {
             Condition::new("Programmed", true, "Programmed", "", generation)
         }
@@ -208,12 +226,22 @@ fn listener(
     });
     let resolved = Condition::resolved_refs(unresolved.copied(), generation);
 
+    // A TLS listener without a usable certificate cannot serve its clients.
+    let certificate_missing = unresolved.is_some_and(|p| p.field.contains(".certificateRefs"));
     let programmed = if !accepted {
         Condition::new(
             "Programmed",
             false,
             "Invalid",
             "the listener is not accepted",
+            generation,
+        )
+    } else if certificate_missing {
+        Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "no usable certificate: see ResolvedRefs",
             generation,
         )
     } else if assigned && gateway_programmed {
