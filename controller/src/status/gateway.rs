@@ -186,7 +186,17 @@ fn listener(
     // ref, an unsupported route kind) leave it served.
     let fatal = problems.iter().find(|p| at_fields.contains(&p.field));
     let assigned = matches!(assignment, Assignment::Assigned(_));
-    let accepted = fatal.is_none() && (served || !assigned);
+
+    let unresolved = problems.iter().find(|p| {
+        matches!(
+            reason_of(p),
+            Some("InvalidCertificateRef" | "RefNotPermitted" | "InvalidRouteKinds")
+        )
+    });
+    // A TLS listener without a usable certificate is valid but cannot serve its clients.
+    let certificate_missing =
+        !served && unresolved.is_some_and(|p| p.field.contains(".certificateRefs"));
+    let accepted = fatal.is_none() && (served || !assigned || certificate_missing);
 
     let conflict =
         fatal.filter(|p| matches!(reason_of(p), Some("HostnameConflict" | "ProtocolConflict")));
@@ -218,16 +228,8 @@ fn listener(
         }
     };
 
-    let unresolved = problems.iter().find(|p| {
-        matches!(
-            reason_of(p),
-            Some("InvalidCertificateRef" | "RefNotPermitted" | "InvalidRouteKinds")
-        )
-    });
     let resolved = Condition::resolved_refs(unresolved.copied(), generation);
 
-    // A TLS listener without a usable certificate cannot serve its clients.
-    let certificate_missing = unresolved.is_some_and(|p| p.field.contains(".certificateRefs"));
     let programmed = if !accepted {
         Condition::new(
             "Programmed",

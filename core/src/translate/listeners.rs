@@ -107,7 +107,7 @@ pub(super) fn translate(
             if let Some((listener, listener_view)) =
                 ctx.listener(&at, spec, &view.listeners, &mut out.certificates, problems)
             {
-                out.listeners.push(listener);
+                out.listeners.extend(listener);
                 view.listeners.push(listener_view);
             }
         }
@@ -231,7 +231,7 @@ impl GatewayCtx<'_> {
         earlier: &[ListenerView],
         certificates: &mut BTreeMap<CertificateKey, Certificate>,
         problems: &mut Vec<Problem>,
-    ) -> Option<(Listener, ListenerView)> {
+    ) -> Option<(Option<Listener>, ListenerView)> {
         let Some(protocol) = protocol(&spec.protocol) else {
             self.problem(
                 problems,
@@ -265,9 +265,21 @@ impl GatewayCtx<'_> {
                 .as_ref()
                 .map(|tls| self.tls(&format!("{at}.tls"), tls, certificates, problems)),
         };
+        // A terminating listener whose certificates are all unusable is not served, but
+        // routes still attach to it (and count in attachedRoutes): the cause is already
+        // reported against its certificateRefs, and fixing the Secret brings it up.
+        let mut served = true;
         if let Err(e) = validate(&crate::model::Resource::Listener(listener.clone())) {
-            self.problem(problems, format!("{at}.{}", e.field), e.reason);
-            return None;
+            let unusable_certificates = e.field == "tls.certificateRefs"
+                && spec
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| !t.certificate_refs.as_deref().unwrap_or_default().is_empty());
+            if !unusable_certificates {
+                self.problem(problems, format!("{at}.{}", e.field), e.reason);
+                return None;
+            }
+            served = false;
         }
         let view = ListenerView {
             key: listener.key.clone(),
@@ -278,7 +290,7 @@ impl GatewayCtx<'_> {
             namespaces: self.namespaces(at, spec, problems),
             kinds: self.admitted_kinds(at, spec, protocol, problems),
         };
-        Some((listener, view))
+        Some((served.then_some(listener), view))
     }
 
     fn tls(
