@@ -136,7 +136,9 @@ pub struct Table {
     backends: imbl::HashMap<gatehouse_core::model::BackendKey, Arc<BackendState>>,
     certificates: imbl::HashMap<CertificateKey, Arc<ServedCertificate>>,
     /// Listeners naming each certificate, whether or not the certificate exists yet.
-    certificate_users: imbl::HashMap<CertificateKey, imbl::OrdSet<ListenerKey>>,
+    /// A sorted slice rather than a persistent set: a certificate usually has one user, and
+    /// a one-element B-tree node would cost more than the certificate's own index entries.
+    certificate_users: imbl::HashMap<CertificateKey, Arc<[ListenerKey]>>,
     /// Per TLS-terminating listener, its certificates by name.
     sni: imbl::HashMap<ListenerKey, SniIndex>,
     tls_routes: imbl::OrdMap<RouteKey, Arc<TlsRoute>>,
@@ -424,18 +426,27 @@ impl Table {
         new: &[CertificateKey],
     ) {
         for key in old.iter().filter(|k| !new.contains(k)) {
-            if let Some(users) = self.certificate_users.get_mut(key) {
-                users.remove(listener);
-                if users.is_empty() {
-                    self.certificate_users.remove(key);
-                }
+            let users: Vec<ListenerKey> = self
+                .certificate_users
+                .get(key)
+                .map(|u| u.iter().filter(|l| *l != listener).cloned().collect())
+                .unwrap_or_default();
+            if users.is_empty() {
+                self.certificate_users.remove(key);
+            } else {
+                self.certificate_users.insert(key.clone(), users.into());
             }
         }
         for key in new {
-            self.certificate_users
-                .entry(key.clone())
-                .or_default()
-                .insert(listener.clone());
+            let mut users: Vec<ListenerKey> = self
+                .certificate_users
+                .get(key)
+                .map(|u| u.to_vec())
+                .unwrap_or_default();
+            if let Err(at) = users.binary_search(listener) {
+                users.insert(at, listener.clone());
+                self.certificate_users.insert(key.clone(), users.into());
+            }
         }
         if new.is_empty() {
             self.sni.remove(listener);
@@ -459,7 +470,7 @@ impl Table {
         let users: Vec<ListenerKey> = self
             .certificate_users
             .get(key)
-            .map(|u| u.iter().cloned().collect())
+            .map(|u| u.to_vec())
             .unwrap_or_default();
         for listener in users {
             let order = self
@@ -482,7 +493,7 @@ impl Table {
         let users: Vec<ListenerKey> = self
             .certificate_users
             .get(key)
-            .map(|u| u.iter().cloned().collect())
+            .map(|u| u.to_vec())
             .unwrap_or_default();
         for listener in users {
             if let Some(index) = self.sni.get_mut(&listener) {
