@@ -52,7 +52,7 @@ pub struct NotSynced {
 /// What the watchers tell the snapshot task.
 #[derive(Debug)]
 enum Event {
-    Changed(Change),
+    Changed(Box<Change>),
     /// A watch listed its kind again (first sync, or after it lost its place): deletions
     /// may have been missed, so only a rebuild from the caches is right.
     Relisted(Kind),
@@ -63,7 +63,8 @@ enum Event {
 impl Event {
     fn needs_rebuild(&self) -> bool {
         match self {
-            Event::Changed(Change::Applied(o) | Change::Deleted(o)) => {
+            Event::Changed(change) => {
+                let (Change::Applied(o) | Change::Deleted(o)) = change.as_ref();
                 matches!(o.kind(), Kind::Tenant | Kind::Namespace)
             }
             Event::Relisted(_) | Event::Poke => true,
@@ -336,8 +337,10 @@ where
         // rebuild that reads the store never lags an event still in the channel.
         while let Some(event) = stream.next().await {
             let event = match event {
-                Ok(watcher::Event::Apply(k)) => Event::Changed(Change::Applied(k.into())),
-                Ok(watcher::Event::Delete(k)) => Event::Changed(Change::Deleted(k.into())),
+                Ok(watcher::Event::Apply(k)) => Event::Changed(Box::new(Change::Applied(k.into()))),
+                Ok(watcher::Event::Delete(k)) => {
+                    Event::Changed(Box::new(Change::Deleted(k.into())))
+                }
                 Ok(watcher::Event::InitDone) => Event::Relisted(kind),
                 // Objects listed during a relist are not in the store until InitDone.
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
