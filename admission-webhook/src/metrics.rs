@@ -22,6 +22,7 @@ pub struct Metrics {
     cert_reloads: AtomicU64,
     cert_reload_failures: AtomicU64,
     snapshot_builds: AtomicU64,
+    snapshot_updates: AtomicU64,
 }
 
 type Key = (&'static str, &'static str, &'static str, &'static str);
@@ -70,6 +71,10 @@ impl Metrics {
         self.snapshot_builds.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn snapshot_updated(&self) {
+        self.snapshot_updates.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition format, version 0.0.4.
     pub fn render(&self, synced: bool) -> String {
         let mut out = String::new();
@@ -114,6 +119,12 @@ impl Metrics {
                 "counter",
                 "Snapshots rebuilt from the watch caches.",
                 self.snapshot_builds.load(Ordering::Relaxed),
+            ),
+            (
+                "gatehouse_webhook_snapshot_updates_total",
+                "counter",
+                "Snapshots published by applying watch events to the previous one.",
+                self.snapshot_updates.load(Ordering::Relaxed),
             ),
             (
                 "gatehouse_webhook_cert_reloads_total",

@@ -47,7 +47,11 @@ impl SnapshotSource {
     }
 
     pub fn publish(&self, snapshot: Snapshot, build: u64) {
-        self.current.store(Some(Arc::new(snapshot)));
+        self.publish_arc(Arc::new(snapshot), build);
+    }
+
+    pub fn publish_arc(&self, snapshot: Arc<Snapshot>, build: u64) {
+        self.current.store(Some(snapshot));
         self.published_build.store(build, Ordering::SeqCst);
     }
 

@@ -8,12 +8,16 @@
 //! and the webhook must still become ready. A missing optional kind is logged, re-checked
 //! periodically (and at once when someone tries to write it), and writes of it are refused
 //! until its watch has synced, so an object the caches cannot see is never admitted.
+//!
+//! Watch events reach the snapshot task as [`Change`]s: a change to a route-like object or
+//! a ReferenceGrant is applied to a clone of the current snapshot in O(the object), while a
+//! Tenant or Namespace change, a relist, or a newly watched kind rebuilds it from the caches.
 
 use crate::metrics::Metrics;
 use crate::source::SnapshotSource;
 use futures_util::StreamExt;
 use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
-use gatehouse_policy::{Kind, Objects, Snapshot};
+use gatehouse_policy::{Change, Kind, Object, Objects, Snapshot};
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
@@ -29,11 +33,11 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-/// Changes arriving closer together than this share one rebuild: a `kubectl apply` of a
-/// hundred routes should cost a few snapshots, not a hundred.
+/// Tenant and Namespace changes arriving closer together than this share one full rebuild:
+/// an admin's `kubectl apply` of a hundred Tenants should cost a few rebuilds, not a hundred.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// How often a missing optional CRD is looked for again.
@@ -45,6 +49,29 @@ pub struct NotSynced {
     pub kind: Kind,
 }
 
+/// What the watchers tell the snapshot task.
+#[derive(Debug)]
+enum Event {
+    Changed(Box<Change>),
+    /// A watch listed its kind again (first sync, or after it lost its place): deletions
+    /// may have been missed, so only a rebuild from the caches is right.
+    Relisted(Kind),
+    /// Someone wants a snapshot that reflects the caches as they are now.
+    Poke,
+}
+
+impl Event {
+    fn needs_rebuild(&self) -> bool {
+        match self {
+            Event::Changed(change) => {
+                let (Change::Applied(o) | Change::Deleted(o)) = change.as_ref();
+                matches!(o.kind(), Kind::Tenant | Kind::Namespace)
+            }
+            Event::Relisted(_) | Event::Poke => true,
+        }
+    }
+}
+
 /// One kind's watch: not started until its resource is known to be served.
 struct Watched<K: Resource<DynamicType = ()> + 'static> {
     kind: Kind,
@@ -54,7 +81,14 @@ struct Watched<K: Resource<DynamicType = ()> + 'static> {
 
 impl<K> Watched<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + Into<Object>
+        + 'static,
 {
     fn required(kind: Kind) -> Self {
         Self {
@@ -76,7 +110,7 @@ where
     async fn start(
         &self,
         client: &Client,
-        changed: &Arc<Notify>,
+        events: &mpsc::UnboundedSender<Event>,
         tasks: &Mutex<JoinSet<()>>,
     ) -> Result<bool, kube::Error> {
         if self.store.get().is_some() {
@@ -90,7 +124,7 @@ where
                 Err(e) => return Err(e),
             }
         }
-        let store = spawn(api, self.kind, changed.clone(), tasks);
+        let store = spawn(api, self.kind, events.clone(), tasks);
         // Only `keep_current` starts watches, one call at a time, so this never loses a race.
         let _ = self.store.set(store);
         Ok(true)
@@ -172,7 +206,9 @@ macro_rules! each_kind {
 /// One reflector store per kind the policy reads. Secrets are deliberately absent.
 pub struct Caches {
     client: Client,
-    changed: Arc<Notify>,
+    events: mpsc::UnboundedSender<Event>,
+    /// Taken by the one [`keep_current`] task.
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     /// The watcher tasks; dropped (and so stopped) with the caches.
     tasks: Mutex<JoinSet<()>>,
     tenants: Watched<Tenant>,
@@ -190,9 +226,11 @@ pub struct Caches {
 impl Caches {
     /// Caches with no watch started yet; [`keep_current`] starts them.
     pub fn new(client: Client) -> Self {
+        let (events, receiver) = mpsc::unbounded_channel();
         Self {
             client,
-            changed: Arc::new(Notify::new()),
+            events,
+            receiver: Mutex::new(Some(receiver)),
             tasks: Mutex::new(JoinSet::new()),
             tenants: Watched::required(Kind::Tenant),
             namespaces: Watched::required(Kind::Namespace),
@@ -221,7 +259,7 @@ impl Caches {
         let mut missing = Vec::new();
         each_kind!(
             self,
-            |w| match w.start(&self.client, &self.changed, &self.tasks).await {
+            |w| match w.start(&self.client, &self.events, &self.tasks).await {
                 Ok(true) => {}
                 Ok(false) => missing.push(w.kind),
                 Err(e) => {
@@ -268,27 +306,51 @@ impl Caches {
         found
     }
 
-    /// Asks for a snapshot rebuild as if a watch event had arrived.
+    /// Asks for a snapshot rebuilt from the caches as they are now.
     pub fn poke(&self) {
-        self.changed.notify_one();
+        let _ = self.events.send(Event::Poke);
     }
 }
 
-fn spawn<K>(api: Api<K>, kind: Kind, changed: Arc<Notify>, tasks: &Mutex<JoinSet<()>>) -> Store<K>
+fn spawn<K>(
+    api: Api<K>,
+    kind: Kind,
+    events: mpsc::UnboundedSender<Event>,
+    tasks: &Mutex<JoinSet<()>>,
+) -> Store<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + Into<Object>
+        + 'static,
 {
     let (reader, writer) = reflector::store();
-    let events =
+    let stream =
         reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
     let task = async move {
-        let mut events = std::pin::pin!(events);
-        while let Some(event) = events.next().await {
-            match event {
+        let mut stream = std::pin::pin!(stream);
+        // The reflector has written each event to the store before it reaches us, so a
+        // rebuild that reads the store never lags an event still in the channel.
+        while let Some(event) = stream.next().await {
+            let event = match event {
+                Ok(watcher::Event::Apply(k)) => Event::Changed(Box::new(Change::Applied(k.into()))),
+                Ok(watcher::Event::Delete(k)) => {
+                    Event::Changed(Box::new(Change::Deleted(k.into())))
+                }
+                Ok(watcher::Event::InitDone) => Event::Relisted(kind),
                 // Objects listed during a relist are not in the store until InitDone.
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                Ok(_) => changed.notify_one(),
-                Err(e) => tracing::warn!(%kind, error = %e, "watch failed; retrying with backoff"),
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(%kind, error = %e, "watch failed; retrying with backoff");
+                    continue;
+                }
+            };
+            if events.send(event).is_err() {
+                return; // the snapshot task is gone
             }
         }
     };
@@ -296,47 +358,90 @@ where
     reader
 }
 
-/// Publishes a snapshot once every started cache has synced, then again after each burst
-/// of changes; looks for missing optional kinds every `recheck` and when asked.
+/// Publishes a snapshot once every started cache has synced, then keeps it current: watch
+/// events on route-like kinds are applied to the published snapshot, anything that moves
+/// tenancy rebuilds it. Looks for missing optional kinds every `recheck` and when asked.
 pub async fn keep_current(
     caches: Arc<Caches>,
     source: Arc<SnapshotSource>,
     metrics: Arc<Metrics>,
     recheck: Duration,
 ) -> Result<(), NotSynced> {
+    let mut events = caches
+        .receiver
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .expect("one snapshot task per set of caches");
     let mut missing = caches.start_available().await;
     log_missing(&missing, &[], recheck);
     caches.wait_synced().await?;
     tracing::info!("watch caches synced");
+    rebuild(&caches, &source, &metrics).await;
+    source.set_unwatched(missing.clone());
     loop {
-        let build = source.begin_build();
-        let from = caches.clone();
-        // Indexing 100k routes takes long enough that it must not stall a runtime worker.
-        let snapshot = tokio::task::spawn_blocking(move || Snapshot::new(from.objects()))
-            .await
-            .expect("snapshot build does not panic");
-        source.publish(snapshot, build);
-        // Only now does the snapshot hold the kinds that just started, so only now may
-        // their writes be judged.
-        source.set_unwatched(missing.clone());
-        metrics.snapshot_built();
-        let look_again = tokio::select! {
-            _ = caches.changed.notified() => false,
-            _ = tokio::time::sleep(recheck), if !missing.is_empty() => true,
-            _ = source.recheck_requested(), if !missing.is_empty() => true,
+        let first = tokio::select! {
+            event = events.recv() => event,
+            _ = tokio::time::sleep(recheck), if !missing.is_empty() => None,
+            _ = source.recheck_requested(), if !missing.is_empty() => None,
         };
+        let look_again = first.is_none();
+        let mut batch: Vec<Event> = first.into_iter().collect();
+        while let Ok(event) = events.try_recv() {
+            batch.push(event);
+        }
+        for event in &batch {
+            if let Event::Relisted(kind) = event {
+                tracing::debug!(%kind, "watch relisted; rebuilding the snapshot");
+            }
+        }
+        let mut full = batch.iter().any(Event::needs_rebuild);
         if look_again {
             let still = caches.start_available().await;
             log_missing(&still, &missing, recheck);
             if still.len() < missing.len() {
                 caches.wait_synced().await?;
                 tracing::info!("watch caches synced");
+                full = true;
             }
             missing = still;
-        } else {
-            tokio::time::sleep(DEBOUNCE).await;
         }
+        if full {
+            tokio::time::sleep(DEBOUNCE).await;
+            // Whatever arrived meanwhile is already in the caches the rebuild reads.
+            while events.try_recv().is_ok() {}
+            rebuild(&caches, &source, &metrics).await;
+        } else if !batch.is_empty() {
+            let build = source.begin_build();
+            let mut next = source
+                .load()
+                .map(|s| Snapshot::clone(&s))
+                .unwrap_or_else(|| Snapshot::new(Objects::default()));
+            for event in &batch {
+                if let Event::Changed(change) = event {
+                    // Tenants and Namespaces went the `full` way above.
+                    let _ = next.update(change);
+                }
+            }
+            source.publish(next, build);
+            metrics.snapshot_updated();
+        }
+        // Only now does the snapshot hold the kinds that just started, so only now may
+        // their writes be judged.
+        source.set_unwatched(missing.clone());
     }
+}
+
+/// Replaces the published snapshot with one built from everything the caches hold.
+async fn rebuild(caches: &Arc<Caches>, source: &SnapshotSource, metrics: &Metrics) {
+    let build = source.begin_build();
+    let from = caches.clone();
+    // Indexing 100k routes takes long enough that it must not stall a runtime worker.
+    let snapshot = tokio::task::spawn_blocking(move || Snapshot::new(from.objects()))
+        .await
+        .expect("snapshot build does not panic");
+    source.publish(snapshot, build);
+    metrics.snapshot_built();
 }
 
 fn log_missing(now: &[Kind], before: &[Kind], recheck: Duration) {

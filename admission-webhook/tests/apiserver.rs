@@ -88,7 +88,13 @@ async fn webhook_guards_a_real_apiserver() {
         return;
     };
     k.install_crds();
-    // Tenants left by other tests would own some of these hostnames first.
+    // Tenants and routes left by an earlier run would own hostnames and quota first.
+    for ns in ["wh-alice", "wh-bob"] {
+        let _ = k.kubectl(
+            &["delete", "tenantroutes.gatehouse.dev", "--all", "-n", ns],
+            "",
+        );
+    }
     k.must(
         &[
             "delete",
@@ -167,7 +173,19 @@ async fn webhook_guards_a_real_apiserver() {
         }
     }
     // The quota counts what the apiserver stored: alice has 1 route of 2, a second fits and
-    // a third does not.
+    // a third does not. The webhook learns of the second from its watch event, applied to
+    // the snapshot it serves, without rebuilding it.
+    let counter = |name: &str| -> u64 {
+        let text = webhook.webhook.render_metrics();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
+    };
+    let (builds, updates) = (
+        counter("gatehouse_webhook_snapshot_builds_total"),
+        counter("gatehouse_webhook_snapshot_updates_total"),
+    );
     let second = apply(
         &k,
         Some("wh-alice"),
@@ -208,6 +226,14 @@ async fn webhook_guards_a_real_apiserver() {
     }
     if !third_denied {
         failures.push("route quota of 2 was not enforced on the third route".into());
+    }
+    if counter("gatehouse_webhook_snapshot_builds_total") != builds
+        || counter("gatehouse_webhook_snapshot_updates_total") <= updates
+    {
+        failures.push(format!(
+            "the second route reached the snapshot by a rebuild, not an incremental update: {}",
+            webhook.webhook.render_metrics()
+        ));
     }
     drop(registration);
     k.must(

@@ -70,7 +70,7 @@ fn claim_overlaps(snapshot: &Snapshot, out: &mut BTreeMap<String, Conflict>) {
 
 fn usage_conflicts(snapshot: &Snapshot, out: &mut BTreeMap<String, Conflict>) {
     let mut by_hostname: BTreeMap<&str, Vec<&Usage>> = BTreeMap::new();
-    for usage in &snapshot.usage.usages {
+    for usage in snapshot.usage.all() {
         by_hostname.entry(&usage.hostname).or_default().push(usage);
     }
     for (hostname, mut usages) in by_hostname {

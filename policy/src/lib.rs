@@ -36,4 +36,4 @@ pub use decision::{Decision, DenyReason};
 pub use engine::Policy;
 pub use object::{Kind, Object, ObjectRef};
 pub use request::{Admins, Operation, Request, SYSTEM_MASTERS, UserInfo};
-pub use snapshot::{NamespaceTenant, Objects, Snapshot, TenantUsage};
+pub use snapshot::{Change, NamespaceTenant, Objects, RebuildNeeded, Snapshot, TenantUsage};

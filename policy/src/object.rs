@@ -202,3 +202,27 @@ impl Object {
         ObjectRef::new(self.kind(), meta.namespace.as_deref(), name)
     }
 }
+
+macro_rules! object_from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        $(impl From<$ty> for Object {
+            fn from(object: $ty) -> Self {
+                Object::$variant(object)
+            }
+        })*
+    };
+}
+
+object_from!(
+    Tenant(Tenant),
+    TenantRoute(TenantRoute),
+    TenantCertificate(TenantCertificate),
+    HttpRoute(HttpRoute),
+    GrpcRoute(GrpcRoute),
+    TlsRoute(TlsRoute),
+    Gateway(Gateway),
+    GatewayClass(GatewayClass),
+    ListenerSet(ListenerSet),
+    ReferenceGrant(ReferenceGrant),
+    Namespace(Namespace),
+);

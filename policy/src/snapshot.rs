@@ -1,7 +1,7 @@
 //! The world the policy decides against, indexed once so each decision is a few hash lookups.
 
 use crate::claims::ClaimIndex;
-use crate::object::{Object, Seniority};
+use crate::object::{Kind, Object, Seniority};
 use crate::tenancy::{TenancyIndex, labels, namespace_name};
 use crate::usage::UsageIndex;
 use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
@@ -13,6 +13,7 @@ use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::Namespace;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Position of a Tenant in [`Snapshot::tenants`], which is sorted oldest first: a lower id
 /// is the senior tenant in every tie.
@@ -72,16 +73,33 @@ impl Objects {
     }
 }
 
+/// Cheap to clone: the parts only a Tenant or Namespace change can move are shared, and
+/// the parts route-like objects move are persistent maps, so [`Snapshot::update`] on a
+/// clone costs O(the changed object).
+#[derive(Clone)]
 pub struct Snapshot {
-    pub(crate) tenants: Vec<Tenant>,
-    pub(crate) tenant_ids: HashMap<String, TenantId>,
-    pub(crate) tenancy: TenancyIndex,
-    pub(crate) claims: ClaimIndex,
+    pub(crate) tenants: Arc<Vec<Tenant>>,
+    pub(crate) tenant_ids: Arc<HashMap<String, TenantId>>,
+    pub(crate) tenancy: Arc<TenancyIndex>,
+    pub(crate) claims: Arc<ClaimIndex>,
     pub(crate) usage: UsageIndex,
-    pub(crate) grants_by_namespace: HashMap<String, Vec<ReferenceGrant>>,
+    pub(crate) grants_by_namespace: imbl::HashMap<String, Vec<ReferenceGrant>>,
     /// Name and labels of every namespace, for checking a Tenant's selector on write.
-    pub(crate) namespaces: Vec<(String, BTreeMap<String, String>)>,
+    pub(crate) namespaces: Arc<Vec<(String, BTreeMap<String, String>)>>,
 }
+
+/// One object as a watch reports it: stored (created or updated) or deleted.
+#[derive(Clone, Debug)]
+pub enum Change {
+    Applied(Object),
+    Deleted(Object),
+}
+
+/// A Tenant or Namespace changed: who owns which namespace may have moved, and with it
+/// every count, so only [`Snapshot::new`] from the full set of objects is right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a {0} changed; the snapshot must be rebuilt from all objects")]
+pub struct RebuildNeeded(pub Kind);
 
 impl Snapshot {
     pub fn new(objects: Objects) -> Self {
@@ -106,14 +124,52 @@ impl Snapshot {
             .map(|ns| (namespace_name(ns).to_string(), labels(ns)))
             .collect();
         Self {
-            namespaces,
-            tenants,
-            tenant_ids,
-            tenancy,
-            claims,
+            namespaces: Arc::new(namespaces),
+            tenants: Arc::new(tenants),
+            tenant_ids: Arc::new(tenant_ids),
+            tenancy: Arc::new(tenancy),
+            claims: Arc::new(claims),
             usage,
-            grants_by_namespace,
+            grants_by_namespace: grants_by_namespace.into_iter().collect(),
         }
+    }
+
+    /// Applies one watched change in O(the object's size). Tenants and Namespaces are
+    /// refused with [`RebuildNeeded`] (and the snapshot is left as it was); kinds the policy
+    /// does not index (Gateways, GatewayClasses) change nothing.
+    pub fn update(&mut self, change: &Change) -> Result<(), RebuildNeeded> {
+        let (object, stored) = match change {
+            Change::Applied(object) => (object, true),
+            Change::Deleted(object) => (object, false),
+        };
+        match object {
+            Object::Tenant(_) | Object::Namespace(_) => return Err(RebuildNeeded(object.kind())),
+            Object::TenantRoute(_)
+            | Object::TenantCertificate(_)
+            | Object::HttpRoute(_)
+            | Object::GrpcRoute(_)
+            | Object::TlsRoute(_)
+            | Object::ListenerSet(_) => {
+                if stored {
+                    self.usage.put(object, &self.tenancy);
+                } else {
+                    self.usage.remove(&object.object_ref());
+                }
+            }
+            Object::ReferenceGrant(grant) => {
+                let ns = grant.metadata.namespace.clone().unwrap_or_default();
+                let mut grants = self.grants_by_namespace.remove(&ns).unwrap_or_default();
+                grants.retain(|g| g.metadata.name != grant.metadata.name);
+                if stored {
+                    grants.push(grant.clone());
+                }
+                if !grants.is_empty() {
+                    self.grants_by_namespace.insert(ns, grants);
+                }
+            }
+            Object::Gateway(_) | Object::GatewayClass(_) => {}
+        }
+        Ok(())
     }
 
     pub(crate) fn tenant(&self, id: TenantId) -> &Tenant {

@@ -49,7 +49,7 @@ pub(crate) fn check(snapshot: &Snapshot, tenant: &Tenant) -> RuleResult {
         }
     }
     if tenant.spec.namespaces.selector.is_some() {
-        for (ns, labels) in &snapshot.namespaces {
+        for (ns, labels) in snapshot.namespaces.iter() {
             if !tenant_selects(tenant, ns, labels) {
                 continue;
             }

@@ -6,7 +6,7 @@ use crate::object::{Kind, Object, ObjectRef, Seniority};
 use crate::snapshot::{Objects, TenantId};
 use crate::tenancy::TenancyIndex;
 use crate::view;
-use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Usage {
@@ -17,35 +17,48 @@ pub(crate) struct Usage {
     pub seniority: Seniority,
 }
 
-#[derive(Default)]
+/// Persistent maps throughout, so a snapshot clones in O(1) and one object's change costs
+/// O(its hostnames), not a rebuild.
+#[derive(Clone, Default)]
 pub(crate) struct UsageIndex {
-    pub usages: Vec<Usage>,
-    by_hostname: HashMap<String, Vec<usize>>,
-    /// Normalized, deduplicated hostnames of each stored object; also the set of stored
-    /// objects, so an update is recognised and not counted twice.
-    by_object: HashMap<ObjectRef, Vec<String>>,
+    /// Every user of each hostname; usually one.
+    by_hostname: imbl::HashMap<String, Arc<Vec<Usage>>>,
+    /// Each stored object's normalized, deduplicated hostnames and who was charged; also
+    /// the set of stored objects, so an update is recognised and not counted twice.
+    by_object: imbl::HashMap<ObjectRef, Arc<Charged>>,
     /// Per tenant: hostname → number of its objects using it.
-    tenant_hostnames: Vec<HashMap<String, u32>>,
-    tenant_routes: Vec<usize>,
-    tenant_certificates: Vec<usize>,
+    tenant_hostnames: imbl::Vector<imbl::HashMap<String, u32>>,
+    tenant_routes: imbl::Vector<usize>,
+    tenant_certificates: imbl::Vector<usize>,
+}
+
+struct Charged {
+    hostnames: Vec<String>,
+    tenant: Option<TenantId>,
 }
 
 impl UsageIndex {
     pub fn build(objects: &Objects, tenancy: &TenancyIndex, tenant_count: usize) -> Self {
         let mut index = Self {
-            tenant_hostnames: vec![HashMap::new(); tenant_count],
-            tenant_routes: vec![0; tenant_count],
-            tenant_certificates: vec![0; tenant_count],
+            tenant_hostnames: std::iter::repeat_n(imbl::HashMap::new(), tenant_count).collect(),
+            tenant_routes: std::iter::repeat_n(0, tenant_count).collect(),
+            tenant_certificates: std::iter::repeat_n(0, tenant_count).collect(),
             ..Self::default()
         };
         for object in objects.hostname_users() {
-            let namespace = object.meta().namespace.clone().unwrap_or_default();
-            // In a namespace two tenants select, the senior one is charged: admission
-            // refuses new objects there, so this only shapes reports until it is resolved.
-            let tenant = tenancy.tenants_of(&namespace).first().copied();
-            index.add(&object, tenant);
+            index.put(&object, tenancy);
         }
         index
+    }
+
+    /// Records `object` as stored now, replacing its earlier version if any.
+    pub fn put(&mut self, object: &Object, tenancy: &TenancyIndex) {
+        let namespace = object.meta().namespace.as_deref().unwrap_or_default();
+        // In a namespace two tenants select, the senior one is charged: admission refuses
+        // new objects there, so this only shapes reports until it is resolved.
+        let tenant = tenancy.tenants_of(namespace).first().copied();
+        self.remove(&object.object_ref());
+        self.add(object, tenant);
     }
 
     fn add(&mut self, object: &Object, tenant: Option<TenantId>) {
@@ -58,22 +71,21 @@ impl UsageIndex {
         hostnames.sort();
         hostnames.dedup();
         for hostname in &hostnames {
-            self.by_hostname
-                .entry(hostname.clone())
-                .or_default()
-                .push(self.usages.len());
-            self.usages.push(Usage {
+            let usage = Usage {
                 object: object_ref.clone(),
                 tenant,
                 hostname: hostname.clone(),
                 seniority: seniority.clone(),
-            });
+            };
+            let mut users = self.by_hostname.get(hostname).cloned().unwrap_or_default();
+            Arc::make_mut(&mut users).push(usage);
+            self.by_hostname.insert(hostname.clone(), users);
         }
         if let Some(t) = tenant {
+            let counts = &mut self.tenant_hostnames[t];
             for hostname in &hostnames {
-                *self.tenant_hostnames[t]
-                    .entry(hostname.clone())
-                    .or_default() += 1;
+                let n = counts.get(hostname).copied().unwrap_or(0);
+                counts.insert(hostname.clone(), n + 1);
             }
             match object.kind() {
                 k if is_route(k) => self.tenant_routes[t] += 1,
@@ -81,7 +93,49 @@ impl UsageIndex {
                 _ => {}
             }
         }
-        self.by_object.insert(object_ref, hostnames);
+        self.by_object
+            .insert(object_ref, Arc::new(Charged { hostnames, tenant }));
+    }
+
+    /// Forgets `object` (no-op if it is not stored).
+    pub fn remove(&mut self, object: &ObjectRef) {
+        let Some(charged) = self.by_object.remove(object) else {
+            return;
+        };
+        for hostname in &charged.hostnames {
+            let Some(mut users) = self.by_hostname.get(hostname).cloned() else {
+                continue;
+            };
+            Arc::make_mut(&mut users).retain(|u| &u.object != object);
+            if users.is_empty() {
+                self.by_hostname.remove(hostname);
+            } else {
+                self.by_hostname.insert(hostname.clone(), users);
+            }
+        }
+        if let Some(t) = charged.tenant {
+            let counts = &mut self.tenant_hostnames[t];
+            for hostname in &charged.hostnames {
+                match counts.get(hostname).copied() {
+                    Some(n) if n > 1 => {
+                        counts.insert(hostname.clone(), n - 1);
+                    }
+                    _ => {
+                        counts.remove(hostname);
+                    }
+                }
+            }
+            match object.kind {
+                k if is_route(k) => self.tenant_routes[t] -= 1,
+                Kind::TenantCertificate => self.tenant_certificates[t] -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Every use of every hostname, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = &Usage> {
+        self.by_hostname.values().flat_map(|users| users.iter())
     }
 
     pub fn contains(&self, object: &ObjectRef) -> bool {
@@ -98,7 +152,6 @@ impl UsageIndex {
         self.by_hostname
             .get(hostname)?
             .iter()
-            .map(|&i| &self.usages[i])
             .filter(|u| u.tenant != Some(tenant) && &u.object != subject)
             .min_by(|a, b| a.seniority.cmp(&b.seniority))
     }
@@ -124,7 +177,10 @@ impl UsageIndex {
         new_hostnames: &[String],
     ) -> usize {
         let counts = &self.tenant_hostnames[tenant];
-        let old: &[String] = self.by_object.get(subject).map_or(&[], Vec::as_slice);
+        let old: &[String] = self
+            .by_object
+            .get(subject)
+            .map_or(&[], |c| c.hostnames.as_slice());
         let only_in_old = |h: &String| old.contains(h) && counts.get(h) == Some(&1);
         let removed = old.iter().filter(|h| only_in_old(h)).count();
         let mut added: Vec<&String> = new_hostnames
