@@ -208,6 +208,33 @@ async fn route_parent_conditions(
     Ok(ours.conditions)
 }
 
+/// A proxy in this process and its admin API address.
+async fn start_proxy() -> (Proxy, SocketAddr) {
+    let proxy = Proxy::start(2);
+    let admin = proxy
+        .serve_admin("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (proxy, admin)
+}
+
+/// A controller replica programming the proxy at `admin`.
+fn start_controller(
+    client: &Client,
+    admin: SocketAddr,
+    lease: Option<gatehouse_controller::leader::LeaseConfig>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(gatehouse_controller::run(
+        client.clone(),
+        gatehouse_controller::Config {
+            proxies: vec![admin],
+            pool: POOL.parse().unwrap(),
+            debounce: Duration::from_millis(50),
+            lease,
+        },
+    ))
+}
+
 /// One controller at a time: two would both claim every Gateway of our controller name.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -218,35 +245,18 @@ async fn controller_programs_proxy_and_writes_status() {
     };
     let _one = ONE_AT_A_TIME.lock().await;
     init_tracing();
-    init_tracing();
     install_crds(&kubeconfig);
     let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
         .await
         .expect("API client");
 
-    let proxy = Proxy::start(2);
-    let admin = proxy
-        .serve_admin("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (_proxy, admin) = start_proxy().await;
     let backend_ip = host_address();
     let echo = start_echo(backend_ip, "echo").await;
     let pool: Pool = POOL.parse().unwrap();
-    let controller = tokio::spawn(gatehouse_controller::run(
-        client.clone(),
-        gatehouse_controller::Config {
-            proxies: vec![admin],
-            pool,
-            debounce: Duration::from_millis(50),
-            lease: None,
-        },
-    ));
+    let controller = start_controller(&client, admin, None);
 
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let suffix = format!("{:x}{nanos:x}", std::process::id());
+    let suffix = unique();
     let ns = format!("gh-ctl-{suffix}");
     let class = format!("gatehouse-test-{suffix}");
     let port = free_port();
@@ -272,22 +282,7 @@ async fn controller_programs_proxy_and_writes_status() {
         "metadata": {"name": "gw", "namespace": ns},
         "spec": {"gatewayClassName": class, "listeners": [{"name": "http", "protocol": "HTTP", "port": port}]},
     })).await;
-    apply(
-        &Api::<Service>::namespaced(client.clone(), &ns),
-        json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "echo", "namespace": ns},
-            "spec": {"ports": [{"name": "http", "port": 80}]},
-        }),
-    )
-    .await;
-    apply(&Api::<EndpointSlice>::namespaced(client.clone(), &ns), json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "echo-1", "namespace": ns, "labels": {"kubernetes.io/service-name": "echo"}},
-        "addressType": if backend_ip.is_ipv4() { "IPv4" } else { "IPv6" },
-        "ports": [{"name": "http", "port": echo.port()}],
-        "endpoints": [{"addresses": [backend_ip.to_string()], "conditions": {"ready": true}}],
-    })).await;
+    echo_service(&client, &ns, echo).await;
     let routes: Api<HttpRoute> = Api::namespaced(client.clone(), &ns);
     apply(&routes, route(&ns, "web", "/", "echo")).await;
 
@@ -421,20 +416,8 @@ async fn tenant_routes_are_served_and_conflicts_name_the_owner() {
     let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
         .await
         .expect("API client");
-    let proxy = Proxy::start(2);
-    let admin = proxy
-        .serve_admin("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let controller = tokio::spawn(gatehouse_controller::run(
-        client.clone(),
-        gatehouse_controller::Config {
-            proxies: vec![admin],
-            pool: POOL.parse().unwrap(),
-            debounce: Duration::from_millis(50),
-            lease: None,
-        },
-    ));
+    let (_proxy, admin) = start_proxy().await;
+    let controller = start_controller(&client, admin, None);
 
     let suffix = unique();
     let infra = format!("gh-infra-{suffix}");
@@ -652,27 +635,16 @@ async fn a_standby_takes_over_from_a_dead_leader_and_traffic_keeps_flowing() {
     )
     .await;
 
-    let proxy = Proxy::start(2);
-    let admin = proxy
-        .serve_admin("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (_proxy, admin) = start_proxy().await;
     let replica = |identity: &str| {
-        tokio::spawn(gatehouse_controller::run(
-            client.clone(),
-            gatehouse_controller::Config {
-                proxies: vec![admin],
-                pool: POOL.parse().unwrap(),
-                debounce: Duration::from_millis(50),
-                lease: Some(LeaseConfig {
-                    namespace: ns.clone(),
-                    name: "gatehouse-controller".into(),
-                    identity: identity.into(),
-                    duration: Duration::from_secs(3),
-                    renew_every: Duration::from_millis(500),
-                }),
-            },
-        ))
+        let lease = LeaseConfig {
+            namespace: ns.clone(),
+            name: "gatehouse-controller".into(),
+            identity: identity.into(),
+            duration: Duration::from_secs(3),
+            renew_every: Duration::from_millis(500),
+        };
+        start_controller(&client, admin, Some(lease))
     };
     let mut replicas = vec![("a", replica("a")), ("b", replica("b"))];
 
