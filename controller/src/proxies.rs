@@ -219,7 +219,7 @@ impl ProxySync {
     }
 
     async fn sync(&mut self, want: &Arc<Config>) -> Result<(), AdminError> {
-        let instance = self.client.instance().await?;
+        let mut instance = self.client.instance().await?;
         let delta = match &self.held {
             Some((known, held)) if *known == instance => diff(held, want),
             _ => {
@@ -227,7 +227,9 @@ impl ProxySync {
                 // another replica led before): send everything, and remove whatever it holds
                 // that is no longer wanted.
                 tracing::info!(proxy = %self.client.addr, "resyncing the proxy's whole config");
-                let (_, holds) = self.client.keys().await?;
+                // The keys carry their own instance: the proxy may have restarted since.
+                let (current, holds) = self.client.keys().await?;
+                instance = current;
                 full_resync(&holds, want)
             }
         };

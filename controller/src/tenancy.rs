@@ -60,6 +60,15 @@ pub struct TenantVerdict {
     pub lost: Vec<(String, String, String)>,
 }
 
+/// Whether an HTTPRoute is the stand-in of a TenantRoute.
+pub fn is_stand_in(route: &HttpRoute) -> bool {
+    route
+        .metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.starts_with(ROUTE_PREFIX))
+}
+
 /// The HTTPRoute name standing in for a TenantRoute.
 pub fn route_name(tenant_route: &str) -> String {
     format!("{ROUTE_PREFIX}{tenant_route}")
@@ -290,16 +299,7 @@ fn policy_objects(objects: &[Object], tenancy: &TenancyObjects) -> Objects {
         match o {
             Object::Namespace(n) => out.push(PolicyObject::Namespace(n.clone())),
             // Stand-ins are not hostname users of their own: their TenantRoute is.
-            Object::HttpRoute(r)
-                if !r
-                    .metadata
-                    .name
-                    .as_deref()
-                    .unwrap_or_default()
-                    .starts_with(ROUTE_PREFIX) =>
-            {
-                out.push(PolicyObject::HttpRoute(r.clone()))
-            }
+            Object::HttpRoute(r) if !is_stand_in(r) => out.push(PolicyObject::HttpRoute(r.clone())),
             Object::Gateway(g) => out.push(PolicyObject::Gateway(g.clone())),
             Object::ReferenceGrant(g) => out.push(PolicyObject::ReferenceGrant(g.clone())),
             _ => {}

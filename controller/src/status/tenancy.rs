@@ -5,10 +5,11 @@ use super::{Condition, Named, generation, message_of, reason_of};
 use crate::plan::Plan;
 use crate::tenancy::{Tenancy, TenancyObjects, route_name};
 use gatehouse_core::model::{ResourceKey, RouteKey};
+use gatehouse_crds::{HostnameConflict, HostnameStatus, TenantUsage as Usage};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantRouteStatus {
     pub observed_generation: i64,
@@ -16,36 +17,13 @@ pub struct TenantRouteStatus {
     pub conditions: Vec<Condition>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HostnameStatus {
-    pub hostname: String,
-    pub accepted: bool,
-    pub programmed: bool,
-    pub reason: String,
-    pub message: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
     pub observed_generation: i64,
     pub usage: Usage,
     pub conflicts: Vec<HostnameConflict>,
     pub conditions: Vec<Condition>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Usage {
-    pub routes: i64,
-    pub hostnames: i64,
-    pub certificates: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HostnameConflict {
-    pub hostname: String,
-    pub reason: String,
-    pub winner: String,
 }
 
 pub fn route_statuses(
