@@ -9,6 +9,7 @@ use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
@@ -28,6 +29,7 @@ pub struct Caches {
     routes: Store<HttpRoute>,
     grpc_routes: Store<GrpcRoute>,
     tls_routes: Store<TlsRoute>,
+    listener_sets: Store<ListenerSet>,
     /// Only `kubernetes.io/tls` Secrets: the only kind a listener may use, and the API
     /// server filters the rest out, so other Secrets never reach this process.
     secrets: Store<Secret>,
@@ -50,6 +52,7 @@ impl Caches {
             routes: cache(client, tasks, changed),
             grpc_routes: cache(client, tasks, changed),
             tls_routes: cache(client, tasks, changed),
+            listener_sets: cache(client, tasks, changed),
             secrets: cache_with(
                 client,
                 tasks,
@@ -75,6 +78,7 @@ impl Caches {
             self.routes.wait_until_ready(),
             self.grpc_routes.wait_until_ready(),
             self.tls_routes.wait_until_ready(),
+            self.listener_sets.wait_until_ready(),
             self.secrets.wait_until_ready(),
             self.grants.wait_until_ready(),
             self.services.wait_until_ready(),
@@ -99,6 +103,7 @@ impl Caches {
             .chain(all(&self.routes, Object::HttpRoute))
             .chain(all(&self.grpc_routes, Object::GrpcRoute))
             .chain(all(&self.tls_routes, Object::TlsRoute))
+            .chain(all(&self.listener_sets, Object::ListenerSet))
             .chain(all(&self.secrets, Object::Secret))
             .chain(all(&self.grants, Object::ReferenceGrant))
             .chain(all(&self.services, Object::Service))

@@ -11,6 +11,7 @@ use gatehouse_crds::{Tenant, TenantRoute};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -88,6 +89,21 @@ impl StatusWriter {
                 g.namespace.as_deref().unwrap_or_default(),
             );
             self.apply(&api, "Gateway", g, status, &mut errors).await;
+        }
+        for set in &statuses.listener_sets {
+            let old = current("ListenerSet", &set.namespace, &set.name);
+            let mut status = to_value(&set.status);
+            stamp(&mut status["conditions"], &old["conditions"], &now);
+            for listener in status["listeners"].as_array_mut().into_iter().flatten() {
+                let before = find(&old["listeners"], |l| l["name"] == listener["name"]);
+                stamp(&mut listener["conditions"], &before["conditions"], &now);
+            }
+            let api: Api<ListenerSet> = Api::namespaced(
+                self.client.clone(),
+                set.namespace.as_deref().unwrap_or_default(),
+            );
+            self.apply(&api, "ListenerSet", set, status, &mut errors)
+                .await;
         }
         for r in &statuses.routes {
             let old = current("HTTPRoute", &r.namespace, &r.name);
@@ -214,6 +230,7 @@ fn current_status(object: &Object) -> Option<Value> {
         Object::GatewayClass(o) => to_value(&o.status),
         Object::Gateway(o) => to_value(&o.status),
         Object::HttpRoute(o) => to_value(&o.status),
+        Object::ListenerSet(o) => to_value(&o.status),
         _ => return None,
     };
     Some(status)

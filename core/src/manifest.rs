@@ -8,6 +8,7 @@ use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
@@ -38,6 +39,8 @@ pub enum Object {
     Namespace(Namespace),
     GrpcRoute(GrpcRoute),
     TlsRoute(TlsRoute),
+    /// Listeners added to a Gateway by whoever its `allowedListeners` admits.
+    ListenerSet(ListenerSet),
     /// Only `kubernetes.io/tls` Secrets are used (as listener certificates).
     Secret(Secret),
 }
@@ -55,6 +58,7 @@ impl fmt::Debug for Object {
             Object::Namespace(o) => o.fmt(f),
             Object::GrpcRoute(o) => o.fmt(f),
             Object::TlsRoute(o) => o.fmt(f),
+            Object::ListenerSet(o) => o.fmt(f),
             Object::Secret(o) => f
                 .debug_struct("Secret")
                 .field("metadata", &o.metadata)
@@ -77,6 +81,7 @@ impl Object {
             Object::Namespace(_) => "Namespace",
             Object::GrpcRoute(_) => "GRPCRoute",
             Object::TlsRoute(_) => "TLSRoute",
+            Object::ListenerSet(_) => "ListenerSet",
             Object::Secret(_) => "Secret",
         }
     }
@@ -92,6 +97,7 @@ impl Object {
             Object::Namespace(o) => &o.metadata,
             Object::GrpcRoute(o) => &o.metadata,
             Object::TlsRoute(o) => &o.metadata,
+            Object::ListenerSet(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
         }
     }
@@ -257,6 +263,9 @@ impl Parser<'_> {
             ("Gateway", _, _) if gateway => self.typed(&object, value).map(Object::Gateway),
             ("HTTPRoute", _, _) if gateway => self.typed(&object, value).map(Object::HttpRoute),
             ("GRPCRoute", _, _) if gateway => self.typed(&object, value).map(Object::GrpcRoute),
+            ("ListenerSet", GATEWAY_GROUP, "v1") => {
+                self.typed(&object, value).map(Object::ListenerSet)
+            }
             ("TLSRoute", GATEWAY_GROUP, v) if TLS_ROUTE_VERSIONS.contains(&v) => {
                 self.typed(&object, value).map(Object::TlsRoute)
             }

@@ -36,7 +36,9 @@ macro_rules! key_type {
 }
 
 key_type!(
-    /// `namespace/gateway/listener`.
+    /// `namespace/gateway/listener` for a Gateway's own listener,
+    /// `namespace/gateway/set-namespace/set/listener` for one a ListenerSet adds: either way
+    /// it starts with its Gateway's `namespace/gateway/`.
     ListenerKey
 );
 key_type!(
@@ -55,6 +57,17 @@ key_type!(
 impl ListenerKey {
     pub fn new(namespace: &str, gateway: &str, listener: &str) -> Self {
         Self(format!("{namespace}/{gateway}/{listener}"))
+    }
+
+    /// A listener the ListenerSet `set_namespace/set` adds to `namespace/gateway`.
+    pub fn in_set(
+        (namespace, gateway): (&str, &str),
+        (set_namespace, set): (&str, &str),
+        listener: &str,
+    ) -> Self {
+        Self(format!(
+            "{namespace}/{gateway}/{set_namespace}/{set}/{listener}"
+        ))
     }
 }
 

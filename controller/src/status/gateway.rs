@@ -15,6 +15,7 @@ const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 #[serde(rename_all = "camelCase")]
 pub struct GatewayStatus {
     pub addresses: Vec<GatewayAddress>,
+    pub attached_listener_sets: i32,
     pub conditions: Vec<Condition>,
     pub listeners: Vec<ListenerStatus>,
 }
@@ -41,7 +42,7 @@ pub struct RouteKind {
     pub kind: &'static str,
 }
 
-pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway) -> Option<GatewayStatus> {
+pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway, attached_sets: i32) -> Option<GatewayStatus> {
     let key = gateway_key(gw);
     if !ctx.gateways.contains_key(&key) {
         return None;
@@ -156,13 +157,14 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway) -> Option<GatewayStatus> {
             })
             .into_iter()
             .collect(),
+        attached_listener_sets: attached_sets,
         conditions: vec![accepted, programmed_cond],
         listeners,
     })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn listener(
+pub(super) fn listener(
     ctx: &Ctx<'_>,
     spec: &GatewayListeners,
     at: &str,

@@ -8,6 +8,7 @@
 
 mod class;
 mod gateway;
+mod listener_set;
 mod route;
 mod tenancy;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use class::ClassStatus;
 pub use gateway::{GatewayAddress, GatewayStatus, ListenerStatus, RouteKind};
+pub use listener_set::ListenerSetStatus;
 pub use route::RouteParentStatus;
 pub use tenancy::{TenantRouteStatus, TenantStatus, route_statuses, tenant_statuses};
 
@@ -101,6 +103,7 @@ impl<T> Named<T> {
 pub struct Statuses {
     pub classes: Vec<Named<ClassStatus>>,
     pub gateways: Vec<Named<GatewayStatus>>,
+    pub listener_sets: Vec<Named<ListenerSetStatus>>,
     /// Only our entries of each route's `status.parents`.
     pub routes: Vec<Named<Vec<RouteParentStatus>>>,
     pub tenant_routes: Vec<Named<TenantRouteStatus>>,
@@ -110,6 +113,16 @@ pub struct Statuses {
 pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey>) -> Statuses {
     let ctx = Ctx::new(objects, plan, programmed);
     let mut out = Statuses::default();
+    // ListenerSets first: each Gateway reports how many it has attached.
+    let mut attached_sets: BTreeMap<GatewayKey, i32> = BTreeMap::new();
+    for object in objects {
+        if let Object::ListenerSet(set) = object
+            && let Some((gw, status)) = listener_set::status(&ctx, set)
+        {
+            *attached_sets.entry(gw).or_default() += i32::from(status.attached());
+            out.listener_sets.push(Named::new(&set.metadata, status));
+        }
+    }
     for object in objects {
         match object {
             Object::GatewayClass(c)
@@ -120,7 +133,11 @@ pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey
                 out.classes.push(Named::new(&c.metadata, class::status(c)));
             }
             Object::Gateway(gw) => {
-                if let Some(status) = gateway::status(&ctx, gw) {
+                let attached = attached_sets
+                    .get(&crate::plan::gateway_key(gw))
+                    .copied()
+                    .unwrap_or_default();
+                if let Some(status) = gateway::status(&ctx, gw, attached) {
                     out.gateways.push(Named::new(&gw.metadata, status));
                 }
             }
@@ -183,6 +200,8 @@ struct Ctx<'a> {
     classes: BTreeSet<&'a str>,
     /// Our Gateways by (namespace, name).
     gateways: BTreeMap<GatewayKey, &'a gateway_api::experimental::gateways::Gateway>,
+    /// ListenerSets whose Gateway is ours, by (namespace, name), with that Gateway.
+    listener_sets: BTreeMap<GatewayKey, GatewayKey>,
     /// Problems by the object they name (`HTTPRoute ns/name`).
     problems: BTreeMap<&'a str, Vec<&'a Problem>>,
 }
@@ -190,11 +209,24 @@ struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn new(objects: &'a [Object], plan: &'a Plan, programmed: &'a BTreeSet<GatewayKey>) -> Self {
         let classes = crate::plan::our_classes(objects);
-        let gateways = objects
+        let gateways: BTreeMap<GatewayKey, &gateway_api::experimental::gateways::Gateway> = objects
             .iter()
             .filter_map(|o| match o {
                 Object::Gateway(gw) if classes.contains(gw.spec.gateway_class_name.as_str()) => {
                     Some((crate::plan::gateway_key(gw), gw))
+                }
+                _ => None,
+            })
+            .collect();
+        let listener_sets = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::ListenerSet(set) => {
+                    let gw = gatehouse_core::translate::parent_gateway(set)?;
+                    gateways.contains_key(&gw).then(|| {
+                        let ns = set.metadata.namespace.clone().unwrap_or_default();
+                        ((ns, set.metadata.name.clone().unwrap_or_default()), gw)
+                    })
                 }
                 _ => None,
             })
@@ -208,6 +240,7 @@ impl<'a> Ctx<'a> {
             programmed,
             classes,
             gateways,
+            listener_sets,
             problems,
         }
     }

@@ -45,17 +45,21 @@ pub(super) fn status(ctx: &Ctx<'_>, route: &HttpRoute) -> Vec<RouteParentStatus>
     for (i, parent) in route.spec.parent_refs.iter().flatten().enumerate() {
         let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
         let kind = parent.kind.as_deref().unwrap_or("Gateway");
-        if group != GATEWAY_GROUP || kind != "Gateway" {
-            continue;
-        }
-        let gw = (
+        let parent_key = (
             parent.namespace.clone().unwrap_or_else(|| ns.clone()),
             parent.name.clone(),
         );
-        // Parents that are not our Gateways are someone else's to report on.
-        if !ctx.gateways.contains_key(&gw) {
-            continue;
-        }
+        // Parents that are not our Gateways (or their ListenerSets) are someone else's to
+        // report on.
+        let gw = match kind {
+            _ if group != GATEWAY_GROUP => continue,
+            "Gateway" if ctx.gateways.contains_key(&parent_key) => parent_key,
+            "ListenerSet" => match ctx.listener_sets.get(&parent_key) {
+                Some(gw) => gw.clone(),
+                None => continue,
+            },
+            _ => continue,
+        };
         let at = format!("spec.parentRefs[{i}]");
         let refused = problems.iter().find(|p| p.field == at);
         let accepted = if let Some(Assignment::Assigned(_)) = ctx.plan.addresses.get(&gw) {

@@ -239,3 +239,116 @@ fn programmed_waits_for_every_proxy() {
     );
     assert_eq!(programmed(&plan, &[&all, &all]).len(), 1);
 }
+
+fn listener_set(ns: &str, name: &str, created: &str, listeners: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {{name: {name}, namespace: {ns}, generation: 4, creationTimestamp: '{created}'}}
+spec:
+  parentRef: {{name: gw, namespace: ns}}
+  listeners: {listeners}
+"
+    )
+}
+
+fn set_status<'s>(s: &'s Statuses, name: &str) -> &'s ListenerSetStatus {
+    &s.listener_sets
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no status for ListenerSet {name}"))
+        .status
+}
+
+#[test]
+fn listener_sets_report_admission_conflicts_and_attachment() {
+    let admit_all = "  allowedListeners: {namespaces: {from: All}}\n";
+    let s = statuses(&[
+        CLASS,
+        &gateway("ns", "gw", 8080, admit_all),
+        &service("team", "web"),
+        // Partly conflicting (its second listener repeats the Gateway's port without a
+        // hostname, as the Gateway's own `http` does): accepted, one listener refused.
+        &listener_set(
+            "team",
+            "partial",
+            "2026-01-01T00:00:00Z",
+            "[{name: shop, port: 8080, protocol: HTTP, hostname: shop.example}, {name: clash, port: 8080, protocol: HTTP}]",
+        ),
+        // Wholly conflicting with the older one: not accepted.
+        &listener_set(
+            "team",
+            "late",
+            "2026-02-01T00:00:00Z",
+            "[{name: shop, port: 8080, protocol: HTTP, hostname: shop.example}]",
+        ),
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: team, generation: 3}
+spec:
+  parentRefs: [{kind: ListenerSet, name: partial}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+",
+    ]);
+    let partial = set_status(&s, "partial");
+    assert_eq!(cond(&partial.conditions, "Accepted"), ("True", "Accepted"));
+    assert_eq!(
+        cond(&partial.conditions, "Programmed"),
+        ("True", "Programmed")
+    );
+    assert!(
+        partial
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == 4)
+    );
+    let shop = &partial.listeners[0];
+    assert_eq!((shop.name.as_str(), shop.attached_routes), ("shop", 1));
+    assert_eq!(cond(&shop.conditions, "Programmed"), ("True", "Programmed"));
+    let clash = &partial.listeners[1];
+    assert_eq!(cond(&clash.conditions, "Accepted").0, "False");
+    assert_eq!(
+        cond(&clash.conditions, "Conflicted"),
+        ("True", "HostnameConflict")
+    );
+
+    let late = set_status(&s, "late");
+    assert_eq!(
+        cond(&late.conditions, "Accepted"),
+        ("False", "ListenersNotValid")
+    );
+    assert_eq!(
+        cond(&late.conditions, "Programmed"),
+        ("False", "ListenersNotValid")
+    );
+    assert_eq!(
+        cond(&late.listeners[0].conditions, "Conflicted"),
+        ("True", "HostnameConflict")
+    );
+
+    assert_eq!(s.gateways[0].status.attached_listener_sets, 1);
+    let r = route_conditions(&s, "r");
+    assert_eq!(cond(&r, "Accepted"), ("True", "Accepted"));
+}
+
+#[test]
+fn listener_sets_a_gateway_does_not_admit_are_told_so() {
+    let s = statuses(&[
+        CLASS,
+        &gateway("ns", "gw", 8080, ""),
+        &listener_set(
+            "team",
+            "shop",
+            "2026-01-01T00:00:00Z",
+            "[{name: shop, port: 8080, protocol: HTTP, hostname: shop.example}]",
+        ),
+    ]);
+    let shop = set_status(&s, "shop");
+    assert_eq!(cond(&shop.conditions, "Accepted"), ("False", "NotAllowed"));
+    assert_eq!(
+        cond(&shop.conditions, "Programmed"),
+        ("False", "NotAllowed")
+    );
+    assert!(shop.listeners.is_empty());
+    assert_eq!(s.gateways[0].status.attached_listener_sets, 0);
+}

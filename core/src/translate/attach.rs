@@ -31,19 +31,24 @@ pub(super) fn attach(
 ) -> Attachment {
     let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
     let kind = parent.kind.as_deref().unwrap_or("Gateway");
-    if !(group.is_empty() || group == GATEWAY_GROUP) || kind != "Gateway" {
-        return Attachment::Refused(format!(
-            "NoMatchingParent: parent kind {group}/{kind} is not supported"
-        ));
-    }
     let ns = parent.namespace.as_deref().unwrap_or(route.namespace);
     let key = (ns.to_string(), parent.name.clone());
-    let Some(gw) = gateways.ours.get(&key) else {
-        if gateways.foreign.contains(&key) {
+    let group_ok = group.is_empty() || group == GATEWAY_GROUP;
+    let (parents, foreign) = match kind {
+        "Gateway" if group_ok => (&gateways.ours, &gateways.foreign),
+        "ListenerSet" if group_ok => (&gateways.listener_sets, &gateways.foreign_sets),
+        _ => {
+            return Attachment::Refused(format!(
+                "NoMatchingParent: parent kind {group}/{kind} is not supported"
+            ));
+        }
+    };
+    let Some(gw) = parents.get(&key) else {
+        if foreign.contains(&key) {
             return Attachment::Foreign;
         }
         return Attachment::Refused(format!(
-            "NoMatchingParent: Gateway {ns}/{} not found",
+            "NoMatchingParent: {kind} {ns}/{} not found",
             parent.name
         ));
     };
@@ -63,7 +68,7 @@ pub(super) fn attach(
             what += &format!(" on port {p}");
         }
         return Attachment::Refused(format!(
-            "NoMatchingParent: Gateway {ns}/{} has no listener{what}",
+            "NoMatchingParent: {kind} {ns}/{} has no listener{what}",
             parent.name
         ));
     }
@@ -76,7 +81,7 @@ pub(super) fn attach(
         .collect();
     if allowed.is_empty() {
         return Attachment::Refused(format!(
-            "NotAllowedByListeners: no selected listener of Gateway {ns}/{} admits {}s from namespace {}",
+            "NotAllowedByListeners: no selected listener of {kind} {ns}/{} admits {}s from namespace {}",
             parent.name, route.kind, route.namespace
         ));
     }
@@ -94,7 +99,7 @@ pub(super) fn attach(
         .collect();
     if keys.is_empty() {
         return Attachment::Refused(format!(
-            "NoMatchingListenerHostname: no listener of Gateway {ns}/{} shares a hostname with the route",
+            "NoMatchingListenerHostname: no listener of {kind} {ns}/{} shares a hostname with the route",
             parent.name
         ));
     }

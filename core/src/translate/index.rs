@@ -6,6 +6,7 @@ use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -27,6 +28,7 @@ pub(super) struct Index<'a> {
     pub routes: BTreeMap<NsName<'a>, &'a HttpRoute>,
     pub grpc_routes: BTreeMap<NsName<'a>, &'a GrpcRoute>,
     pub tls_routes: BTreeMap<NsName<'a>, &'a TlsRoute>,
+    pub listener_sets: BTreeMap<NsName<'a>, &'a ListenerSet>,
     pub secrets: BTreeMap<NsName<'a>, &'a Secret>,
     pub services: BTreeMap<NsName<'a>, &'a Service>,
     /// Keyed by namespace and the owning Service's name.
@@ -75,6 +77,9 @@ impl<'a> Index<'a> {
                 }
                 Object::TlsRoute(o) => {
                     ix.tls_routes.insert(ns_name, o);
+                }
+                Object::ListenerSet(o) => {
+                    ix.listener_sets.insert(ns_name, o);
                 }
                 Object::Secret(o) => {
                     ix.secrets.insert(ns_name, o);

@@ -2,7 +2,7 @@
 
 use super::index::{Index, RefEnd};
 use super::secrets::{self, SecretProblem};
-use super::{GATEWAY_GROUP, Problem, TranslateOptions, label, namespace_of, selector, version_of};
+use super::{GATEWAY_GROUP, Problem, TranslateOptions, label, listener_sets, selector, version_of};
 use crate::model::{
     Certificate, CertificateKey, Listener, ListenerKey, ListenerProtocol, ListenerTls, ResourceKey,
     TlsMode,
@@ -37,6 +37,8 @@ pub(super) struct ListenerView {
     pub namespaces: Namespaces,
     /// Route kinds the listener admits (`HTTPRoute`, `GRPCRoute`, `TLSRoute`).
     pub kinds: Vec<&'static str>,
+    /// The ListenerSet that added it; `None` for the Gateway's own.
+    pub set: Option<(String, String)>,
 }
 
 impl ListenerView {
@@ -45,7 +47,9 @@ impl ListenerView {
     }
 }
 
+/// A parent routes attach to: a Gateway or an accepted ListenerSet.
 pub(super) struct GatewayView {
+    /// The parent's own namespace (what `allowedRoutes.namespaces.from: Same` means).
     pub namespace: String,
     pub listeners: Vec<ListenerView>,
 }
@@ -60,6 +64,10 @@ pub(super) struct Gateways {
     /// Gateways that exist but belong to someone else; routes attached to them are not
     /// our business and produce no problem.
     pub foreign: BTreeSet<(String, String)>,
+    /// ListenerSets our Gateways accepted, by (namespace, name).
+    pub listener_sets: BTreeMap<(String, String), GatewayView>,
+    /// ListenerSets whose Gateway belongs to someone else.
+    pub foreign_sets: BTreeSet<(String, String)>,
 }
 
 pub(super) fn translate(
@@ -92,10 +100,14 @@ pub(super) fn translate(
         let Some(address) = address(gw, &object, opts.default_address, problems) else {
             continue;
         };
-        let ctx = GatewayCtx {
+        let owner = Owner {
             index,
-            gw,
             object: &object,
+            kind: "Gateway",
+            namespace: ns,
+            key_prefix: format!("{ns}/{name}"),
+            version: version_of(&gw.metadata),
+            set: None,
             address,
         };
         let mut view = GatewayView {
@@ -105,14 +117,16 @@ pub(super) fn translate(
         for (i, spec) in gw.spec.listeners.iter().enumerate() {
             let at = format!("spec.listeners[{i}]");
             if let Some((listener, listener_view)) =
-                ctx.listener(&at, spec, &view.listeners, &mut out.certificates, problems)
+                owner.listener(&at, spec, &view.listeners, &mut out.certificates, problems)
             {
                 out.listeners.extend(listener);
                 view.listeners.push(listener_view);
             }
         }
+        listener_sets::attach(index, gw, address, &view, &mut out, problems);
         out.ours.insert(key, view);
     }
+    listener_sets::note_foreign(index, &mut out);
     out
 }
 
@@ -155,14 +169,18 @@ fn address(
     Some(chosen.unwrap_or(default))
 }
 
-/// Two listeners of one Gateway that the proxy could not tell apart. The later one loses.
+/// Two listeners of one Gateway (its own or added by ListenerSets) that the proxy could not
+/// tell apart. The later one loses: the Gateway's own come first, then ListenerSets oldest
+/// first.
 fn conflict(
     earlier: &[ListenerView],
     spec: &GatewayListeners,
     protocol: ListenerProtocol,
+    set: Option<&(String, String)>,
 ) -> Option<String> {
     for view in earlier {
-        if view.name == spec.name {
+        // Names are per parent: a ListenerSet may reuse a name its Gateway uses.
+        if view.name == spec.name && view.set.as_ref() == set {
             return Some(format!("listener name {} is used twice", spec.name));
         }
         if i32::from(view.port) != spec.port {
@@ -203,14 +221,23 @@ fn protocol(p: &str) -> Option<ListenerProtocol> {
     }
 }
 
-struct GatewayCtx<'a> {
-    index: &'a Index<'a>,
-    gw: &'a Gateway,
-    object: &'a str,
-    address: IpAddr,
+/// Whoever declares listeners: a Gateway, or a ListenerSet on behalf of its Gateway.
+pub(super) struct Owner<'a> {
+    pub index: &'a Index<'a>,
+    /// `Gateway ns/name` or `ListenerSet ns/name`, as problems name it.
+    pub object: &'a str,
+    /// `Gateway` or `ListenerSet`: the `from` side of ReferenceGrants for certificates.
+    pub kind: &'static str,
+    /// The owner's own namespace: certificate refs default to it.
+    pub namespace: &'a str,
+    /// Listener keys are `<key_prefix>/<listener name>`.
+    pub key_prefix: String,
+    pub version: u64,
+    pub set: Option<(String, String)>,
+    pub address: IpAddr,
 }
 
-impl GatewayCtx<'_> {
+impl Owner<'_> {
     fn problem(
         &self,
         problems: &mut Vec<Problem>,
@@ -221,10 +248,10 @@ impl GatewayCtx<'_> {
     }
 
     fn namespace(&self) -> &str {
-        namespace_of(&self.gw.metadata)
+        self.namespace
     }
 
-    fn listener(
+    pub(super) fn listener(
         &self,
         at: &str,
         spec: &GatewayListeners,
@@ -240,7 +267,7 @@ impl GatewayCtx<'_> {
             );
             return None;
         };
-        if let Some(conflict) = conflict(earlier, spec, protocol) {
+        if let Some(conflict) = conflict(earlier, spec, protocol, self.set.as_ref()) {
             self.problem(problems, at, conflict);
             return None;
         }
@@ -252,10 +279,9 @@ impl GatewayCtx<'_> {
             );
             return None;
         };
-        let gw_name = super::name_of(&self.gw.metadata);
         let listener = Listener {
-            key: ListenerKey::new(self.namespace(), gw_name, &spec.name),
-            version: version_of(&self.gw.metadata),
+            key: ListenerKey(format!("{}/{}", self.key_prefix, spec.name)),
+            version: self.version,
             address: self.address,
             port,
             protocol,
@@ -289,6 +315,7 @@ impl GatewayCtx<'_> {
             hostname: spec.hostname.clone(),
             namespaces: self.namespaces(at, spec, problems),
             kinds: self.admitted_kinds(at, spec, protocol, problems),
+            set: self.set.clone(),
         };
         Some((served.then_some(listener), view))
     }
@@ -327,7 +354,7 @@ impl GatewayCtx<'_> {
             let ns = r.namespace.as_deref().unwrap_or(self.namespace());
             let from = RefEnd {
                 group: GATEWAY_GROUP,
-                kind: "Gateway",
+                kind: self.kind,
                 namespace: self.namespace(),
             };
             let to = RefEnd {

@@ -9,6 +9,7 @@ mod attach;
 mod backends;
 mod filters;
 mod index;
+mod listener_sets;
 mod listeners;
 mod other_routes;
 mod routes;
@@ -17,6 +18,8 @@ mod secrets;
 mod selector;
 #[cfg(test)]
 mod tests;
+
+pub use listener_sets::{as_gateway_listener, parent_gateway};
 
 use crate::manifest::{DEFAULT_NAMESPACE, Object};
 use crate::model::{Resource, ResourceKey};

@@ -3,6 +3,7 @@
 mod attachment;
 mod backends;
 mod gateways;
+mod listener_sets;
 mod rules;
 mod tls;
 
