@@ -224,7 +224,15 @@ pub(super) fn listener(
         ),
         Some(p) => {
             let reason = reason_of(p)
-                .filter(|r| matches!(*r, "UnsupportedProtocol" | "PortUnavailable"))
+                .filter(|r| {
+                    matches!(
+                        *r,
+                        "UnsupportedProtocol"
+                            | "PortUnavailable"
+                            | "HostnameConflict"
+                            | "ProtocolConflict"
+                    )
+                })
                 .unwrap_or("UnsupportedValue");
             Condition::new("Accepted", false, reason, message_of(p), generation)
         }
@@ -232,7 +240,16 @@ pub(super) fn listener(
 
     let resolved = Condition::resolved_refs(unresolved.copied(), generation);
 
-    let programmed = if !accepted {
+    let programmed = if let Some(p) = conflict {
+        // A conflicted listener says why in every condition, as the spec asks.
+        Condition::new(
+            "Programmed",
+            false,
+            reason_of(p).unwrap_or("Invalid"),
+            message_of(p),
+            generation,
+        )
+    } else if !accepted {
         Condition::new(
             "Programmed",
             false,

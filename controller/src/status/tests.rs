@@ -176,10 +176,13 @@ fn conflicting_listeners() {
         cond(&g.listeners[1].conditions, "Conflicted"),
         ("True", "HostnameConflict")
     );
-    assert_eq!(
-        cond(&g.listeners[1].conditions, "Programmed"),
-        ("False", "Invalid")
-    );
+    for kind in ["Accepted", "Programmed"] {
+        assert_eq!(
+            cond(&g.listeners[1].conditions, kind),
+            ("False", "HostnameConflict"),
+            "{kind}"
+        );
+    }
     assert_eq!(
         cond(&g.listeners[2].conditions, "Accepted"),
         ("False", "UnsupportedProtocol")
@@ -306,7 +309,13 @@ spec:
     assert_eq!((shop.name.as_str(), shop.attached_routes), ("shop", 1));
     assert_eq!(cond(&shop.conditions, "Programmed"), ("True", "Programmed"));
     let clash = &partial.listeners[1];
-    assert_eq!(cond(&clash.conditions, "Accepted").0, "False");
+    for kind in ["Accepted", "Programmed"] {
+        assert_eq!(
+            cond(&clash.conditions, kind),
+            ("False", "HostnameConflict"),
+            "{kind}"
+        );
+    }
     assert_eq!(
         cond(&clash.conditions, "Conflicted"),
         ("True", "HostnameConflict")
