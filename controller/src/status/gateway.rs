@@ -91,6 +91,13 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway) -> Option<GatewayStatus> {
             ),
             generation,
         ),
+        Assignment::InvalidParameters(reason) => Condition::new(
+            "Accepted",
+            false,
+            "InvalidParameters",
+            reason.clone(),
+            generation,
+        ),
         Assignment::Unsupported { field, reason } => Condition::new(
             "Accepted",
             false,
@@ -139,7 +146,14 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway) -> Option<GatewayStatus> {
             "the address pool is exhausted",
             generation,
         ),
-        Assignment::Unsupported { .. } => Condition::new(
+        Assignment::Awaiting(reason) => Condition::new(
+            "Programmed",
+            false,
+            "AddressNotAssigned",
+            reason.clone(),
+            generation,
+        ),
+        Assignment::Unsupported { .. } | Assignment::InvalidParameters(_) => Condition::new(
             "Programmed",
             false,
             "Invalid",
