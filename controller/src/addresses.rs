@@ -94,6 +94,11 @@ pub enum Assignment {
     NotUsable(IpAddr),
     /// Programmed=False/AddressNotAssigned.
     Exhausted,
+    /// In-cluster modes (see `provision`): the Service has no address yet, for the reason
+    /// given. Programmed=False/AddressNotAssigned.
+    Awaiting(String),
+    /// The class's parameters are unusable: Accepted=False/InvalidParameters.
+    InvalidParameters(String),
 }
 
 impl Assignment {

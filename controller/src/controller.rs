@@ -3,7 +3,8 @@
 
 use crate::addresses::{Assignment, GatewayKey, Pool};
 use crate::leader::{self, LeaseConfig};
-use crate::plan::plan;
+use crate::plan::plan_with;
+use crate::provision::{self, apply::Provisioner};
 use crate::proxies::{self, Config as ProxyConfig, ProxyHandle};
 use crate::status;
 use crate::tenancy;
@@ -28,6 +29,8 @@ pub struct Config {
     pub debounce: Duration,
     /// Leader election; without it this replica always leads (tests, single replica).
     pub lease: Option<LeaseConfig>,
+    /// Config API URL given to provisioned proxies whose class parameters name none.
+    pub proxy_controller_url: Option<String>,
 }
 
 /// Runs until the future is dropped; dropping it stops every watch and proxy task.
@@ -54,6 +57,7 @@ pub async fn run(client: Client, config: Config) {
         config,
         desired,
         proxies,
+        provisioner: Provisioner::new(client.clone()),
         writer: StatusWriter::new(client),
         memory: BTreeMap::new(),
         reported: BTreeSet::new(),
@@ -79,6 +83,7 @@ struct Reconciler {
     desired: watch::Sender<Option<Arc<ProxyConfig>>>,
     proxies: Vec<ProxyHandle>,
     writer: StatusWriter,
+    provisioner: Provisioner,
     /// Addresses assigned by this process, ahead of what status says (status may lag).
     memory: BTreeMap<GatewayKey, IpAddr>,
     /// Problems already logged, so a standing problem is logged once.
@@ -92,6 +97,7 @@ impl Reconciler {
         // A later term starts from what status says, not from this term's memory.
         self.memory.clear();
         self.writer.forget();
+        self.provisioner.forget();
     }
 
     async fn reconcile(&mut self, caches: &Caches) {
@@ -99,7 +105,8 @@ impl Reconciler {
         let tenancy_objects = caches.tenancy();
         let tenancy = tenancy::plan(&objects, &tenancy_objects);
         objects.extend(tenancy.routes.iter().cloned().map(Object::HttpRoute));
-        let plan = plan(&objects, &self.config.pool, &self.memory);
+        let resolution = self.provision(&objects, caches).await;
+        let plan = plan_with(&objects, &self.config.pool, &self.memory, &resolution);
         self.memory = plan
             .addresses
             .iter()
@@ -138,6 +145,29 @@ impl Reconciler {
         {
             tracing::warn!("{e}");
         }
+    }
+
+    /// In-cluster classes: applies provisioned proxies, removes unwanted ones, and returns
+    /// where each in-cluster Gateway's address comes from.
+    async fn provision(&mut self, objects: &[Object], caches: &Caches) -> provision::Resolution {
+        let (configs, deployments) = caches.provisioning();
+        let url = self.config.proxy_controller_url.as_deref();
+        let resolution = provision::resolve(objects, &configs, url);
+        let services: Vec<_> = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Service(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        for e in self
+            .provisioner
+            .sync(&resolution.provisioned, &deployments, &services)
+            .await
+        {
+            tracing::warn!("{e}");
+        }
+        resolution
     }
 
     fn log_problems(&mut self, problems: &[gatehouse_core::translate::Problem]) {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod controller;
 pub mod leader;
 pub mod plan;
+pub mod provision;
 pub mod proxies;
 pub mod status;
 pub mod tenancy;

@@ -29,6 +29,10 @@ enum Command {
         /// Range Gateway addresses are assigned from.
         #[arg(long, default_value = "127.0.0.10-127.0.0.200")]
         address_pool: Pool,
+        /// Config API URL provisioned proxies connect to (`gatehouse proxy --controller`),
+        /// unless their GatewayClassConfig names one.
+        #[arg(long)]
+        proxy_controller_url: Option<String>,
         /// Quiet time after a change before reconciling.
         #[arg(long, default_value = "50")]
         debounce_ms: u64,
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             kubeconfig,
             proxy_admin,
             address_pool,
+            proxy_controller_url,
             debounce_ms,
             leader_election,
             lease_namespace,
@@ -83,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
                 pool: address_pool,
                 debounce: Duration::from_millis(debounce_ms),
                 lease,
+                proxy_controller_url,
             };
             gatehouse_controller::run(client, config).await;
             Ok(())

@@ -7,6 +7,7 @@
 //! translation: nothing of theirs reaches a proxy.
 
 use crate::addresses::{self, Assignment, GatewayKey, Pool, Request, Requested};
+use crate::provision::{External, Resolution};
 use gatehouse_core::manifest::Object;
 use gatehouse_core::translate::{TranslateOptions, Translation, translate};
 use gateway_api::experimental::gateways::{Gateway, GatewayAddresses};
@@ -18,6 +19,8 @@ pub const CONTROLLER_NAME: &str = "gatehouse.dev/gateway-controller";
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub addresses: BTreeMap<GatewayKey, Assignment>,
+    /// Our GatewayClasses whose parameters are unusable, with why.
+    pub invalid_classes: BTreeMap<String, String>,
     pub translation: Translation,
 }
 
@@ -53,11 +56,25 @@ pub fn gateway_key(gw: &Gateway) -> GatewayKey {
 /// `memory` holds this process's earlier assignments; a Gateway's status addresses stand in
 /// for it after a restart.
 pub fn plan(objects: &[Object], pool: &Pool, memory: &BTreeMap<GatewayKey, IpAddr>) -> Plan {
+    plan_with(objects, pool, memory, &Resolution::default())
+}
+
+/// [`plan`], with the in-cluster Gateways of `resolution` taking their address from it
+/// instead of the pool.
+pub fn plan_with(
+    objects: &[Object],
+    pool: &Pool,
+    memory: &BTreeMap<GatewayKey, IpAddr>,
+    resolution: &Resolution,
+) -> Plan {
     let classes = our_classes(objects);
     let mut ours: Vec<&Gateway> = objects
         .iter()
         .filter_map(|o| match o {
-            Object::Gateway(gw) if classes.contains(gw.spec.gateway_class_name.as_str()) => {
+            Object::Gateway(gw)
+                if classes.contains(gw.spec.gateway_class_name.as_str())
+                    && !resolution.external.contains_key(&gateway_key(gw)) =>
+            {
                 Some(gw)
             }
             _ => None,
@@ -76,7 +93,15 @@ pub fn plan(objects: &[Object], pool: &Pool, memory: &BTreeMap<GatewayKey, IpAdd
                 .or_else(|| status_address(gw)),
         })
         .collect();
-    let addresses = addresses::assign(pool, &requests);
+    let mut addresses = addresses::assign(pool, &requests);
+    for (key, external) in &resolution.external {
+        let assignment = match external {
+            External::Address(ip) => Assignment::Assigned(*ip),
+            External::Awaiting(why) => Assignment::Awaiting(why.clone()),
+            External::InvalidParameters(why) => Assignment::InvalidParameters(why.clone()),
+        };
+        addresses.insert(key.clone(), assignment);
+    }
 
     let rewritten: Vec<Object> = objects
         .iter()
@@ -93,6 +118,11 @@ pub fn plan(objects: &[Object], pool: &Pool, memory: &BTreeMap<GatewayKey, IpAdd
         .collect();
     Plan {
         addresses,
+        invalid_classes: resolution
+            .invalid_classes
+            .iter()
+            .map(|(class, e)| (class.clone(), e.to_string()))
+            .collect(),
         translation: translate(&rewritten, &options()),
     }
 }

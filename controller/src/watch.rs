@@ -4,7 +4,7 @@
 use crate::tenancy::TenancyObjects;
 use futures_util::StreamExt;
 use gatehouse_core::manifest::Object;
-use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
+use gatehouse_crds::{GatewayClassConfig, Tenant, TenantCertificate, TenantRoute};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -12,6 +12,7 @@ use gateway_api::experimental::httproutes::HttpRoute;
 use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
@@ -40,6 +41,9 @@ pub struct Caches {
     tenants: Store<Tenant>,
     tenant_routes: Store<TenantRoute>,
     tenant_certificates: Store<TenantCertificate>,
+    class_configs: Store<GatewayClassConfig>,
+    /// Only the Deployments we provisioned (by label).
+    provisioned: Store<Deployment>,
 }
 
 impl Caches {
@@ -66,6 +70,13 @@ impl Caches {
             tenants: cache(client, tasks, changed),
             tenant_routes: cache(client, tasks, changed),
             tenant_certificates: cache(client, tasks, changed),
+            class_configs: cache(client, tasks, changed),
+            provisioned: cache_with(
+                client,
+                tasks,
+                changed,
+                watcher::Config::default().labels(&crate::provision::apply::managed_selector()),
+            ),
         }
     }
 
@@ -87,6 +98,8 @@ impl Caches {
             self.tenants.wait_until_ready(),
             self.tenant_routes.wait_until_ready(),
             self.tenant_certificates.wait_until_ready(),
+            self.class_configs.wait_until_ready(),
+            self.provisioned.wait_until_ready(),
         );
     }
 
@@ -114,6 +127,14 @@ impl Caches {
 }
 
 impl Caches {
+    /// GatewayClass parameters, and the Deployments we provisioned: `provision`'s inputs.
+    pub fn provisioning(&self) -> (Vec<GatewayClassConfig>, Vec<Deployment>) {
+        fn all<K: Clone + Resource<DynamicType = ()>>(store: &Store<K>) -> Vec<K> {
+            store.state().into_iter().map(|o| (*o).clone()).collect()
+        }
+        (all(&self.class_configs), all(&self.provisioned))
+    }
+
     /// The tenancy objects, beside [`Caches::objects`].
     pub fn tenancy(&self) -> TenancyObjects {
         fn all<K: Clone + Resource<DynamicType = ()>>(store: &Store<K>) -> Vec<K> {

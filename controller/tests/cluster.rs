@@ -231,6 +231,7 @@ fn start_controller(
             pool: POOL.parse().unwrap(),
             debounce: Duration::from_millis(50),
             lease,
+            proxy_controller_url: None,
         },
     ))
 }

@@ -1,6 +1,6 @@
 //! Rendering the CRD manifests committed under `crds/yaml/`.
 
-use crate::{Tenant, TenantCertificate, TenantRoute};
+use crate::{GatewayClassConfig, Tenant, TenantCertificate, TenantRoute};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,12 @@ pub enum GenerateError {
 
 /// Every Gatehouse CRD, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![Tenant::crd(), TenantRoute::crd(), TenantCertificate::crd()]
+    vec![
+        Tenant::crd(),
+        TenantRoute::crd(),
+        TenantCertificate::crd(),
+        GatewayClassConfig::crd(),
+    ]
 }
 
 /// `group_plural.yaml`, the naming kubebuilder projects use, so tooling finds them.

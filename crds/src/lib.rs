@@ -5,12 +5,16 @@
 //! CRD manifests generated from these types live in `crds/yaml/` (see [`generate`]).
 
 mod certificate;
+mod class_config;
 pub mod generate;
 mod hostname;
 mod route;
 mod tenant;
 
 pub use certificate::{TenantCertificate, TenantCertificateSpec, TenantCertificateStatus};
+pub use class_config::{
+    FleetRef, GatewayClassConfig, GatewayClassConfigSpec, ProvisionedProxy, ProxyMode,
+};
 pub use hostname::Hostname;
 pub use route::{HostnameStatus, TenantRoute, TenantRouteSpec, TenantRouteStatus};
 pub use tenant::{

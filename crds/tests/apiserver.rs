@@ -70,6 +70,7 @@ fn crds_install_and_validate_on_a_real_apiserver() {
                 "crd/tenants.gatehouse.dev",
                 "crd/tenantroutes.gatehouse.dev",
                 "crd/tenantcertificates.gatehouse.dev",
+                "crd/gatewayclassconfigs.gatehouse.dev",
             ],
             None,
         ),
@@ -114,6 +115,16 @@ fn crds_install_and_validate_on_a_real_apiserver() {
             "certificate without hostnames",
             "kind: TenantCertificate\nmetadata: {name: bad5, namespace: alice-shop}\nspec: {hostnames: [], secretName: tls}",
             "hostname",
+        ),
+        (
+            "shared fleet without the fleet",
+            "kind: GatewayClassConfig\nmetadata: {name: bad6}\nspec: {mode: SharedFleet}",
+            "mode SharedFleet needs spec.sharedFleet",
+        ),
+        (
+            "unknown mode",
+            "kind: GatewayClassConfig\nmetadata: {name: bad7}\nspec: {mode: Everywhere}",
+            "spec.mode",
         ),
     ];
     let mut failures = Vec::new();

@@ -120,6 +120,8 @@ fn tenant_is_cluster_scoped_and_tenant_objects_are_namespaced() {
     assert_eq!(committed("tenants").spec.scope, "Cluster");
     assert_eq!(committed("tenantroutes").spec.scope, "Namespaced");
     assert_eq!(committed("tenantcertificates").spec.scope, "Namespaced");
+    // GatewayClasses are cluster-scoped, and so are their parameters.
+    assert_eq!(committed("gatewayclassconfigs").spec.scope, "Cluster");
 }
 
 #[test]
@@ -238,4 +240,32 @@ fn a_route_without_hostnames_does_not_deserialize() {
     // match every host.
     let typo = example("tenantroute-http.yaml").replace("hostnames:", "hostname:");
     assert!(serde_yaml::from_str::<TenantRoute>(&typo).is_err());
+}
+
+#[test]
+fn gatewayclassconfig_examples_deserialize_with_defaults() {
+    use gatehouse_crds::{GatewayClassConfig, ProxyMode};
+    use serde::Deserialize;
+    let text = example("gatewayclassconfig.yaml");
+    let configs: Vec<GatewayClassConfig> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| GatewayClassConfig::deserialize(doc).expect("gatewayclassconfig.yaml"))
+        .collect();
+    assert_eq!(configs.len(), 2);
+    assert_eq!(configs[0].spec.mode, ProxyMode::SharedFleet);
+    assert_eq!(
+        configs[0]
+            .spec
+            .shared_fleet
+            .as_ref()
+            .map(|f| f.service.as_str()),
+        Some("gatehouse-edge")
+    );
+    let provisioned = configs[1].spec.provisioned.as_ref().expect("provisioned");
+    assert_eq!(provisioned.replicas, 2);
+    // replicas defaults to one.
+    let minimal: GatewayClassConfig = serde_yaml::from_str(
+        "metadata: {name: m}\nspec: {mode: Provisioned, provisioned: {image: img}}",
+    )
+    .unwrap();
+    assert_eq!(minimal.spec.provisioned.unwrap().replicas, 1);
 }

@@ -41,14 +41,24 @@ pub struct Feature {
     pub name: &'static str,
 }
 
-pub(super) fn status(class: &GatewayClass) -> ClassStatus {
-    let accepted = Condition::new(
-        "Accepted",
-        true,
-        "Accepted",
-        "handled by gatehouse",
-        generation(&class.metadata),
-    );
+/// `invalid_parameters`: why the class's `spec.parametersRef` cannot be used, if so.
+pub(super) fn status(class: &GatewayClass, invalid_parameters: Option<&String>) -> ClassStatus {
+    let accepted = match invalid_parameters {
+        None => Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "handled by gatehouse",
+            generation(&class.metadata),
+        ),
+        Some(why) => Condition::new(
+            "Accepted",
+            false,
+            "InvalidParameters",
+            why.clone(),
+            generation(&class.metadata),
+        ),
+    };
     ClassStatus {
         conditions: vec![accepted],
         supported_features: SUPPORTED_FEATURES

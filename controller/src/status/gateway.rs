@@ -92,6 +92,13 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway, attached_sets: i32) -> Option<
             ),
             generation,
         ),
+        Assignment::InvalidParameters(reason) => Condition::new(
+            "Accepted",
+            false,
+            "InvalidParameters",
+            reason.clone(),
+            generation,
+        ),
         Assignment::Unsupported { field, reason } => Condition::new(
             "Accepted",
             false,
@@ -140,7 +147,14 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway, attached_sets: i32) -> Option<
             "the address pool is exhausted",
             generation,
         ),
-        Assignment::Unsupported { .. } => Condition::new(
+        Assignment::Awaiting(reason) => Condition::new(
+            "Programmed",
+            false,
+            "AddressNotAssigned",
+            reason.clone(),
+            generation,
+        ),
+        Assignment::Unsupported { .. } | Assignment::InvalidParameters(_) => Condition::new(
             "Programmed",
             false,
             "Invalid",

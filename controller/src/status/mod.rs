@@ -130,7 +130,11 @@ pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey
                     .classes
                     .contains(c.metadata.name.as_deref().unwrap_or_default()) =>
             {
-                out.classes.push(Named::new(&c.metadata, class::status(c)));
+                let invalid = plan
+                    .invalid_classes
+                    .get(c.metadata.name.as_deref().unwrap_or_default());
+                out.classes
+                    .push(Named::new(&c.metadata, class::status(c, invalid)));
             }
             Object::Gateway(gw) => {
                 let attached = attached_sets
