@@ -6,12 +6,16 @@
 //! are written). A stream built from a bare `TcpStream` has no buffer and no public way to
 //! add one, so every head and body went out in separate `send`s: one extra syscall and one
 //! extra wake-up of the client per response. This wrapper adds the buffer back.
+//!
+//! Terminated TLS needs it as much: the TLS stream seals and sends a record per write, so
+//! an unbuffered head and body cost two records and two `send`s; buffered, they share one.
 
 use async_trait::async_trait;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::tls::{SslDigest, TlsRef};
 use pingora_core::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    ALPN, GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
     TimingDigest, UniqueID, UniqueIDType,
 };
 use std::io;
@@ -25,16 +29,49 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
 /// whole, a large body is written straight through.
 const WRITE_BUFFER: usize = 1460;
 
-#[derive(Debug)]
-pub struct BufferedStream(BufWriter<L4Stream>);
+/// What a wrapped stream must offer for the wrapper to be a Pingora connection.
+pub trait Inner:
+    AsyncRead
+    + AsyncWrite
+    + Peek
+    + UniqueID
+    + Ssl
+    + GetTimingDigest
+    + GetProxyDigest
+    + GetSocketDigest
+    + Unpin
+    + Send
+    + Sync
+    + std::fmt::Debug
+{
+}
 
-impl BufferedStream {
-    pub fn new(stream: L4Stream) -> Self {
+impl<S> Inner for S where
+    S: AsyncRead
+        + AsyncWrite
+        + Peek
+        + UniqueID
+        + Ssl
+        + GetTimingDigest
+        + GetProxyDigest
+        + GetSocketDigest
+        + Unpin
+        + Send
+        + Sync
+        + std::fmt::Debug
+{
+}
+
+#[derive(Debug)]
+pub struct BufferedStream<S = L4Stream>(BufWriter<S>);
+
+impl<S: Inner> BufferedStream<S> {
+    pub fn new(stream: S) -> Self {
         Self(BufWriter::with_capacity(WRITE_BUFFER, stream))
     }
 }
 
-impl AsyncRead for BufferedStream {
+impl<S: Inner> AsyncRead for BufferedStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -44,7 +81,7 @@ impl AsyncRead for BufferedStream {
     }
 }
 
-impl AsyncWrite for BufferedStream {
+impl<S: Inner> AsyncWrite for BufferedStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -75,7 +112,7 @@ impl AsyncWrite for BufferedStream {
 }
 
 #[async_trait]
-impl Shutdown for BufferedStream {
+impl<S: Inner> Shutdown for BufferedStream<S> {
     async fn shutdown(&mut self) {
         // Flushes what is buffered before the FIN.
         if let Err(e) = AsyncWriteExt::shutdown(&mut self.0).await {
@@ -85,21 +122,35 @@ impl Shutdown for BufferedStream {
 }
 
 #[async_trait]
-impl Peek for BufferedStream {
+impl<S: Inner> Peek for BufferedStream<S> {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.0.get_mut().try_peek(buf).await
     }
 }
 
-impl UniqueID for BufferedStream {
+impl<S: Inner> UniqueID for BufferedStream<S> {
     fn id(&self) -> UniqueIDType {
         self.0.get_ref().id()
     }
 }
 
-impl Ssl for BufferedStream {}
+impl<S: Inner> Ssl for BufferedStream<S> {
+    // Delegated, not defaulted: the HTTP layer picks h2 by the negotiated ALPN, and routing
+    // reads the server name from the TLS digest.
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.0.get_ref().get_ssl()
+    }
 
-impl GetTimingDigest for BufferedStream {
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.0.get_ref().get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.0.get_ref().selected_alpn_proto()
+    }
+}
+
+impl<S: Inner> GetTimingDigest for BufferedStream<S> {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
         self.0.get_ref().get_timing_digest()
     }
@@ -113,7 +164,7 @@ impl GetTimingDigest for BufferedStream {
     }
 }
 
-impl GetProxyDigest for BufferedStream {
+impl<S: Inner> GetProxyDigest for BufferedStream<S> {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
         self.0.get_ref().get_proxy_digest()
     }
@@ -123,7 +174,7 @@ impl GetProxyDigest for BufferedStream {
     }
 }
 
-impl GetSocketDigest for BufferedStream {
+impl<S: Inner> GetSocketDigest for BufferedStream<S> {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
         self.0.get_ref().get_socket_digest()
     }

@@ -64,15 +64,15 @@ impl RequestCtx {
 
 /// Host without port, lowercased; HTTP/2's :authority and HTTP/1's Host both count.
 fn request_host(req: &RequestHeader) -> String {
+    // Borrowed until the one lowercased copy: this runs on every request.
     let raw = req
         .uri
         .host()
-        .map(str::to_string)
         .or_else(|| {
             req.headers
                 .get(http::header::HOST)
                 .and_then(|v| v.to_str().ok())
-                .map(|h| strip_port(h).to_string())
+                .map(strip_port)
         })
         .unwrap_or_default();
     raw.trim_end_matches('.').to_ascii_lowercase()

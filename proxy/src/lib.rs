@@ -26,6 +26,12 @@ use tokio::sync::watch;
 
 pub type GatewayApp = HttpProxy<Gateway>;
 
+/// Idle upstream connections kept for reuse, per worker thread, over all backends. Pingora's
+/// default (128) is below the concurrency of a busy listener: with more requests in flight
+/// than that, every answer past the 128th closed its upstream connection and the next
+/// request paid for a new connect.
+const UPSTREAM_IDLE_PER_THREAD: usize = 1024;
+
 /// A running data plane inside the current tokio runtime.
 pub struct Proxy {
     pub store: Arc<ConfigStore>,
@@ -39,6 +45,7 @@ impl Proxy {
         let store = Arc::new(ConfigStore::default());
         let conf = ServerConf {
             threads,
+            upstream_keepalive_pool_size: UPSTREAM_IDLE_PER_THREAD,
             ..ServerConf::default()
         };
         let mut app = HttpProxy::new(Gateway::new(store.clone()), Arc::new(conf));

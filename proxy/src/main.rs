@@ -71,10 +71,7 @@ fn main() -> anyhow::Result<()> {
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+    let runtime = build_runtime(threads)?;
     runtime.block_on(async move {
         match cli.command {
             Command::Proxy { admin } => {
@@ -127,6 +124,22 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// One worker gets a current-thread runtime: every task then runs on the thread that polls
+/// the sockets, with no work-stealing queues, no cross-thread wake-ups and no parked idle
+/// worker to unpark. More workers share one multi-thread runtime.
+fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
 }
 
 async fn drain(proxy: &Proxy, seconds: u64) {

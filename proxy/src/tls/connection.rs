@@ -99,6 +99,7 @@ impl<A: ServerApp + Send + Sync + 'static> TlsSocket<A> {
                 stream.rewind(&bytes);
                 let tls = self.handshake(&self.acceptors.http, stream).await?;
                 drop(table);
+                let tls = crate::buffered::BufferedStream::new(tls);
                 self.app.process_new(Box::new(tls), shutdown).await;
             }
             TlsHandling::TerminateStream => {
