@@ -136,6 +136,23 @@ fn inspect_leaf(leaf: &CertificateDer<'_>) -> Result<LeafFacts, CertificateError
     ))
 }
 
+/// Whether a certificate naming `names` (as [`LoadedCertificate::names`]) is valid for
+/// `hostname` (lowercase; exact or `*.` wildcard). A wildcard SAN covers one label, as a
+/// TLS client checks it; a wildcard hostname needs the same wildcard SAN, since no exact
+/// name covers every host it stands for.
+pub fn covers<S: AsRef<str>>(names: &[S], hostname: &str) -> bool {
+    names.iter().any(|n| {
+        let n = n.as_ref();
+        if n == hostname {
+            return true;
+        }
+        match (n.strip_prefix("*."), hostname.split_once('.')) {
+            (Some(suffix), Some((label, parent))) => label != "*" && parent == suffix,
+            _ => false,
+        }
+    })
+}
+
 /// Unix seconds as a UTC date for messages (no time-zone database needed).
 fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
@@ -189,6 +206,7 @@ mod tests {
             version: 1,
             cert_pem: cert_pem.into(),
             key_pem: key_pem.into(),
+            attachment: None,
         }
     }
 
@@ -237,6 +255,24 @@ mod tests {
         );
         // The same certificate was fine while it was valid.
         assert!(load(&model(&c, &k), 1_570_000_000).is_ok());
+    }
+
+    #[test]
+    fn coverage_follows_tls_client_rules() {
+        let names = ["*.example.com", "shop.example.org"];
+        assert!(covers(&names, "app.example.com"));
+        assert!(covers(&names, "*.example.com"));
+        assert!(covers(&names, "shop.example.org"));
+        assert!(
+            !covers(&names, "a.b.example.com"),
+            "a wildcard covers one label"
+        );
+        assert!(!covers(&names, "example.com"));
+        assert!(
+            !covers(&names, "*.example.org"),
+            "no exact name covers a wildcard"
+        );
+        assert!(!covers(&names, "www.example.org"));
     }
 
     #[test]

@@ -89,6 +89,7 @@ fn certificate(key: &str, name: &str) -> Result<Resource> {
         version: 1,
         cert_pem: cert.pem(),
         key_pem: pair.serialize_pem(),
+        attachment: None,
     }))
 }
 
