@@ -12,6 +12,7 @@ pub mod plan;
 pub mod proxies;
 pub mod status;
 pub mod tenancy;
+pub mod tenant_certs;
 #[cfg(test)]
 mod testing;
 pub mod watch;

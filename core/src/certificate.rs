@@ -23,6 +23,15 @@ pub struct CertificateError {
     pub reason: String,
 }
 
+impl CertificateError {
+    /// The certificate is well-formed but past its notAfter.
+    pub fn is_expired(&self) -> bool {
+        self.field == CERT_FIELD && self.reason.starts_with(EXPIRED)
+    }
+}
+
+const EXPIRED: &str = "certificate expired at ";
+
 pub const CERT_FIELD: &str = "certPem";
 pub const KEY_FIELD: &str = "keyPem";
 
@@ -64,7 +73,7 @@ pub fn load(cert: &Certificate, now: i64) -> Result<LoadedCertificate, Certifica
     let (names, not_before, not_after) = inspect_leaf(leaf)?;
     if now > not_after {
         return Err(cert_error(format!(
-            "certificate expired at {} (Unix time {not_after})",
+            "{EXPIRED}{} (Unix time {not_after})",
             rfc3339(not_after)
         )));
     }
@@ -153,8 +162,8 @@ pub fn covers<S: AsRef<str>>(names: &[S], hostname: &str) -> bool {
     })
 }
 
-/// Unix seconds as a UTC date for messages (no time-zone database needed).
-fn rfc3339(unix: i64) -> String {
+/// Unix seconds as a UTC date for messages and status (no time-zone database needed).
+pub fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -248,6 +257,7 @@ mod tests {
         let (c, k) = make(&["a.example.com"], Some((2020, 1, 2)));
         let err = load(&model(&c, &k), unix_now()).unwrap_err();
         assert_eq!(err.field, CERT_FIELD);
+        assert!(err.is_expired());
         assert!(
             err.reason
                 .starts_with("certificate expired at 2020-01-02T00:00:00Z"),
