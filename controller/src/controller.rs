@@ -8,6 +8,7 @@ use crate::provision::{self, apply::Provisioner};
 use crate::proxies::{self, Config as ProxyConfig, ProxyHandle};
 use crate::status;
 use crate::tenancy;
+use crate::tenant_certs;
 use crate::watch::Caches;
 use crate::writer::StatusWriter;
 use gatehouse_core::manifest::Object;
@@ -61,6 +62,7 @@ pub async fn run(client: Client, config: Config) {
         writer: StatusWriter::new(client),
         memory: BTreeMap::new(),
         reported: BTreeSet::new(),
+        certificates: tenant_certs::Memory::default(),
     };
     loop {
         // A standby keeps its caches warm and touches nothing: no proxy, no status.
@@ -88,6 +90,8 @@ struct Reconciler {
     memory: BTreeMap<GatewayKey, IpAddr>,
     /// Problems already logged, so a standing problem is logged once.
     reported: BTreeSet<String>,
+    /// Last good version of each TenantCertificate, served while its Secret is broken.
+    certificates: tenant_certs::Memory,
 }
 
 impl Reconciler {
@@ -106,7 +110,16 @@ impl Reconciler {
         let tenancy = tenancy::plan(&objects, &tenancy_objects);
         objects.extend(tenancy.routes.iter().cloned().map(Object::HttpRoute));
         let resolution = self.provision(&objects, caches).await;
-        let plan = plan_with(&objects, &self.config.pool, &self.memory, &resolution);
+        let mut plan = plan_with(&objects, &self.config.pool, &self.memory, &resolution);
+        let certificates = tenant_certs::serve(
+            &objects,
+            &tenancy_objects,
+            &tenancy,
+            &plan.translation.resources,
+            &mut self.certificates,
+            gatehouse_core::certificate::unix_now(),
+        );
+        tenant_certs::add_to(&mut plan.translation.resources, &certificates);
         self.memory = plan
             .addresses
             .iter()
@@ -138,6 +151,8 @@ impl Reconciler {
         statuses.tenant_routes =
             status::route_statuses(&tenancy_objects, &tenancy, &plan, &programmed_routes);
         statuses.tenants = status::tenant_statuses(&tenancy_objects, &tenancy);
+        statuses.tenant_certificates =
+            status::certificate_statuses(&tenancy_objects, &tenancy, &certificates, &acked);
         for e in self
             .writer
             .write(&statuses, &objects, &tenancy_objects)

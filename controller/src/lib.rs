@@ -13,6 +13,7 @@ pub mod provision;
 pub mod proxies;
 pub mod status;
 pub mod tenancy;
+pub mod tenant_certs;
 #[cfg(test)]
 mod testing;
 pub mod watch;

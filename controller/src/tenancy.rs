@@ -35,6 +35,8 @@ pub struct Tenancy {
     pub verdicts: BTreeMap<(String, String), RouteVerdict>,
     /// Per Tenant name: usage and the hostnames its objects lost.
     pub tenants: BTreeMap<String, TenantVerdict>,
+    /// Per TenantCertificate (namespace, name): what the policy made of it.
+    pub certificates: BTreeMap<(String, String), crate::tenant_certs::CertificateVerdict>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,6 +126,19 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
         }
         out.verdicts.insert((ns, name), verdict);
     }
+    for cert in &tenancy.certificates {
+        let (ns, name) = key_of(&cert.metadata);
+        let me = ObjectRef::new(Kind::TenantCertificate, Some(&ns), &name);
+        let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
+        let verdict = crate::tenant_certs::verdict(&snapshot, tenancy, cert, &ns, my_losses);
+        if let Some(t) = verdict.tenant.as_ref().and_then(|t| out.tenants.get_mut(t)) {
+            for (hostname, reason, winner) in my_losses {
+                t.lost
+                    .push((hostname.clone(), reason.to_string(), winner.to_string()));
+            }
+        }
+        out.certificates.insert((ns, name), verdict);
+    }
     for t in out.tenants.values_mut() {
         t.lost.sort();
         t.lost.dedup();
@@ -138,40 +153,10 @@ fn route_verdict(
     ns: &str,
     losses: &[(String, ConflictReason, ObjectRef)],
 ) -> RouteVerdict {
-    let tenant = match snapshot.namespace_tenant(ns) {
-        NamespaceTenant::One(t) => t,
-        NamespaceTenant::None => {
-            return refused(
-                None,
-                "NoTenant",
-                format!("namespace {ns} belongs to no Tenant"),
-            );
-        }
-        NamespaceTenant::Conflict(ts) => {
-            return refused(
-                None,
-                "TenantConflict",
-                format!(
-                    "namespace {ns} is selected by several Tenants ({}); an admin must resolve it",
-                    ts.join(", ")
-                ),
-            );
-        }
+    let tenant = match granted_tenant(snapshot, tenancy, ns) {
+        Ok(t) => t.metadata.name.clone().unwrap_or_default(),
+        Err(refusal) => return refusal,
     };
-    let Some(spec) = tenancy
-        .tenants
-        .iter()
-        .find(|t| t.metadata.name.as_deref() == Some(&tenant))
-    else {
-        return refused(Some(tenant), "NoTenant", "the Tenant is gone".to_string());
-    };
-    if spec.spec.listeners.is_empty() {
-        return refused(
-            Some(tenant.clone()),
-            "NoListeners",
-            format!("Tenant {tenant} is granted no Gateway listeners (spec.listeners)"),
-        );
-    }
     if route.spec.http.is_none() {
         return refused(
             Some(tenant),
@@ -183,32 +168,7 @@ fn route_verdict(
         .spec
         .hostnames
         .iter()
-        .map(|h| {
-            let h = h.as_str().to_ascii_lowercase();
-            match losses.iter().find(|(lost, _, _)| *lost == h) {
-                Some((_, reason, winner)) => HostnameVerdict {
-                    message: match reason {
-                        ConflictReason::ClaimedByOtherTenant => {
-                            format!("hostname {h} is owned by {winner}")
-                        }
-                        _ => format!("hostname {h} was used first by {winner}"),
-                    },
-                    hostname: h,
-                    held: false,
-                    reason: match reason {
-                        ConflictReason::ClaimedByOtherTenant => "ClaimedByOtherTenant",
-                        ConflictReason::FirstUsedByOther => "FirstUsedByOther",
-                        ConflictReason::ClaimOverlap => "ClaimOverlap",
-                    },
-                },
-                None => HostnameVerdict {
-                    hostname: h,
-                    held: true,
-                    reason: "Accepted",
-                    message: String::new(),
-                },
-            }
-        })
+        .map(|h| hostname_verdict(&h.as_str().to_ascii_lowercase(), losses))
         .collect();
     let refused_all = hostnames.iter().all(|h| !h.held).then(|| {
         (
@@ -220,6 +180,84 @@ fn route_verdict(
         tenant: Some(tenant),
         refused: refused_all,
         hostnames,
+    }
+}
+
+/// The Tenant whose namespace `ns` is, if it is granted at least one listener; otherwise the
+/// refusal an object in `ns` gets.
+pub(crate) fn granted_tenant<'a>(
+    snapshot: &Snapshot,
+    tenancy: &'a TenancyObjects,
+    ns: &str,
+) -> Result<&'a Tenant, RouteVerdict> {
+    let tenant = match snapshot.namespace_tenant(ns) {
+        NamespaceTenant::One(t) => t,
+        NamespaceTenant::None => {
+            return Err(refused(
+                None,
+                "NoTenant",
+                format!("namespace {ns} belongs to no Tenant"),
+            ));
+        }
+        NamespaceTenant::Conflict(ts) => {
+            return Err(refused(
+                None,
+                "TenantConflict",
+                format!(
+                    "namespace {ns} is selected by several Tenants ({}); an admin must resolve it",
+                    ts.join(", ")
+                ),
+            ));
+        }
+    };
+    let Some(spec) = tenancy
+        .tenants
+        .iter()
+        .find(|t| t.metadata.name.as_deref() == Some(&tenant))
+    else {
+        return Err(refused(
+            Some(tenant),
+            "NoTenant",
+            "the Tenant is gone".to_string(),
+        ));
+    };
+    if spec.spec.listeners.is_empty() {
+        return Err(refused(
+            Some(tenant.clone()),
+            "NoListeners",
+            format!("Tenant {tenant} is granted no Gateway listeners (spec.listeners)"),
+        ));
+    }
+    Ok(spec)
+}
+
+/// Whether an object keeps hostname `h` (lowercase) given the hostnames it lost.
+pub(crate) fn hostname_verdict(
+    h: &str,
+    losses: &[(String, ConflictReason, ObjectRef)],
+) -> HostnameVerdict {
+    match losses.iter().find(|(lost, _, _)| *lost == h) {
+        Some((_, reason, winner)) => HostnameVerdict {
+            message: match reason {
+                ConflictReason::ClaimedByOtherTenant => {
+                    format!("hostname {h} is owned by {winner}")
+                }
+                _ => format!("hostname {h} was used first by {winner}"),
+            },
+            hostname: h.to_string(),
+            held: false,
+            reason: match reason {
+                ConflictReason::ClaimedByOtherTenant => "ClaimedByOtherTenant",
+                ConflictReason::FirstUsedByOther => "FirstUsedByOther",
+                ConflictReason::ClaimOverlap => "ClaimOverlap",
+            },
+        },
+        None => HostnameVerdict {
+            hostname: h.to_string(),
+            held: true,
+            reason: "Accepted",
+            message: String::new(),
+        },
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::status::{Named, Statuses};
 use crate::tenancy::TenancyObjects;
 use gatehouse_core::manifest::Object;
-use gatehouse_crds::{Tenant, TenantRoute};
+use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::httproutes::HttpRoute;
@@ -165,6 +165,22 @@ impl StatusWriter {
             stamp(&mut status["conditions"], &old["conditions"], &now);
             let api: Api<Tenant> = Api::all(self.client.clone());
             self.apply(&api, "Tenant", t, status, &mut errors).await;
+        }
+        for c in &statuses.tenant_certificates {
+            let old = tenancy
+                .certificates
+                .iter()
+                .find(|o| o.metadata.uid == c.uid)
+                .map(|o| to_value(&o.status))
+                .unwrap_or(Value::Null);
+            let mut status = to_value(&c.status);
+            stamp(&mut status["conditions"], &old["conditions"], &now);
+            let api: Api<TenantCertificate> = Api::namespaced(
+                self.client.clone(),
+                c.namespace.as_deref().unwrap_or_default(),
+            );
+            self.apply(&api, "TenantCertificate", c, status, &mut errors)
+                .await;
         }
         errors
     }

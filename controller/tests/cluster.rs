@@ -26,6 +26,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// TenantCertificate end-to-end test, kept apart so this file stays shared and small.
+#[path = "cluster/tenant_certs.rs"]
+mod tenant_certs;
+
 const POOL: &str = "127.0.0.10-127.0.0.200";
 const WAIT: Duration = Duration::from_secs(30);
 

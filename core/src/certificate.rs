@@ -23,6 +23,15 @@ pub struct CertificateError {
     pub reason: String,
 }
 
+impl CertificateError {
+    /// The certificate is well-formed but past its notAfter.
+    pub fn is_expired(&self) -> bool {
+        self.field == CERT_FIELD && self.reason.starts_with(EXPIRED)
+    }
+}
+
+const EXPIRED: &str = "certificate expired at ";
+
 pub const CERT_FIELD: &str = "certPem";
 pub const KEY_FIELD: &str = "keyPem";
 
@@ -64,7 +73,7 @@ pub fn load(cert: &Certificate, now: i64) -> Result<LoadedCertificate, Certifica
     let (names, not_before, not_after) = inspect_leaf(leaf)?;
     if now > not_after {
         return Err(cert_error(format!(
-            "certificate expired at {} (Unix time {not_after})",
+            "{EXPIRED}{} (Unix time {not_after})",
             rfc3339(not_after)
         )));
     }
@@ -136,8 +145,25 @@ fn inspect_leaf(leaf: &CertificateDer<'_>) -> Result<LeafFacts, CertificateError
     ))
 }
 
-/// Unix seconds as a UTC date for messages (no time-zone database needed).
-fn rfc3339(unix: i64) -> String {
+/// Whether a certificate naming `names` (as [`LoadedCertificate::names`]) is valid for
+/// `hostname` (lowercase; exact or `*.` wildcard). A wildcard SAN covers one label, as a
+/// TLS client checks it; a wildcard hostname needs the same wildcard SAN, since no exact
+/// name covers every host it stands for.
+pub fn covers<S: AsRef<str>>(names: &[S], hostname: &str) -> bool {
+    names.iter().any(|n| {
+        let n = n.as_ref();
+        if n == hostname {
+            return true;
+        }
+        match (n.strip_prefix("*."), hostname.split_once('.')) {
+            (Some(suffix), Some((label, parent))) => label != "*" && parent == suffix,
+            _ => false,
+        }
+    })
+}
+
+/// Unix seconds as a UTC date for messages and status (no time-zone database needed).
+pub fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -189,6 +215,7 @@ mod tests {
             version: 1,
             cert_pem: cert_pem.into(),
             key_pem: key_pem.into(),
+            attachment: None,
         }
     }
 
@@ -230,6 +257,7 @@ mod tests {
         let (c, k) = make(&["a.example.com"], Some((2020, 1, 2)));
         let err = load(&model(&c, &k), unix_now()).unwrap_err();
         assert_eq!(err.field, CERT_FIELD);
+        assert!(err.is_expired());
         assert!(
             err.reason
                 .starts_with("certificate expired at 2020-01-02T00:00:00Z"),
@@ -237,6 +265,24 @@ mod tests {
         );
         // The same certificate was fine while it was valid.
         assert!(load(&model(&c, &k), 1_570_000_000).is_ok());
+    }
+
+    #[test]
+    fn coverage_follows_tls_client_rules() {
+        let names = ["*.example.com", "shop.example.org"];
+        assert!(covers(&names, "app.example.com"));
+        assert!(covers(&names, "*.example.com"));
+        assert!(covers(&names, "shop.example.org"));
+        assert!(
+            !covers(&names, "a.b.example.com"),
+            "a wildcard covers one label"
+        );
+        assert!(!covers(&names, "example.com"));
+        assert!(
+            !covers(&names, "*.example.org"),
+            "no exact name covers a wildcard"
+        );
+        assert!(!covers(&names, "www.example.org"));
     }
 
     #[test]

@@ -81,6 +81,7 @@ mod tests {
             version: 0,
             cert_pem: "c".into(),
             key_pem: "k".into(),
+            attachment: None,
         })
     }
 

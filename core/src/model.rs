@@ -457,6 +457,20 @@ pub struct Certificate {
     pub version: Version,
     pub cert_pem: String,
     pub key_pem: String,
+    /// Set for a tenant's certificate (a TenantCertificate): it then attaches itself to
+    /// listeners, so adding or renewing one is one upsert and no Listener is rewritten.
+    /// Unset for a certificate a listener names in its own `tls.certificates`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<CertificateAttachment>,
+}
+
+/// Where a tenant's certificate is served: on these listeners, for these hostnames only
+/// (exact or `*.` wildcard). The listener's own certificates stay its default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateAttachment {
+    pub listeners: Vec<ListenerKey>,
+    pub hostnames: Vec<String>,
 }
 
 impl fmt::Debug for Certificate {
@@ -465,6 +479,7 @@ impl fmt::Debug for Certificate {
         f.debug_struct("Certificate")
             .field("key", &self.key)
             .field("version", &self.version)
+            .field("attachment", &self.attachment)
             .finish_non_exhaustive()
     }
 }

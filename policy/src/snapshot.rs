@@ -196,6 +196,35 @@ impl Snapshot {
         })
     }
 
+    /// Whether Tenant `tenant` may serve `hostname` on its own account: inside one of its
+    /// claims, or unassigned (not wildcard) while the tenant takes unassigned hostnames.
+    /// Contests with other tenants are [`crate::resolve_conflicts`]'s to decide; this is
+    /// the check the admission webhook makes, for objects admitted before a Tenant changed.
+    pub fn entitles(&self, tenant: &str, hostname: &str) -> Result<(), String> {
+        let Some(&id) = self.tenant_ids.get(tenant) else {
+            return Err(format!("Tenant {tenant} does not exist"));
+        };
+        let hostname = crate::hostnames::normalize(hostname);
+        let claimants = self.claims.claimants(&hostname);
+        if claimants
+            .iter()
+            .any(|c| c.tenant == id && c.coverage == crate::claims::Coverage::Covers)
+        {
+            return Ok(());
+        }
+        if hostname.starts_with("*.") {
+            return Err(format!(
+                "wildcard hostname {hostname} is outside the claims of Tenant {tenant} (spec.domains)"
+            ));
+        }
+        if !self.tenant(id).spec.allow_unassigned_hostnames {
+            return Err(format!(
+                "hostname {hostname} is not assigned to Tenant {tenant}, which may only use its claims (spec.domains)"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn namespace_tenant(&self, namespace: &str) -> NamespaceTenant {
         match self.tenancy.tenants_of(namespace) {
             [] => NamespaceTenant::None,

@@ -10,9 +10,9 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use gatehouse_core::model::{
-    Backend, BackendKey, BackendTarget, Certificate, CertificateKey, Delta, HttpRoute, HttpRule,
-    Listener, ListenerKey, ListenerProtocol, ListenerTls, Resource, RouteKey, TlsMode,
-    WeightedBackend,
+    Backend, BackendKey, BackendTarget, Certificate, CertificateAttachment, CertificateKey, Delta,
+    HttpRoute, HttpRule, Listener, ListenerKey, ListenerProtocol, ListenerTls, Resource, RouteKey,
+    TlsMode, WeightedBackend,
 };
 use rustls::pki_types::ServerName;
 use std::io::{Read, Write};
@@ -35,6 +35,11 @@ struct Args {
     /// Handshakes timed per kind.
     #[arg(long, default_value_t = 2000)]
     handshakes: usize,
+    /// Load the certificates as tenant certificates (each attached to the listener for its
+    /// name) instead of listing them in the listener's certificateRefs; also times one
+    /// renewal from its upsert to the first handshake presenting it.
+    #[arg(long)]
+    attached: bool,
 }
 
 struct Proxy(Child);
@@ -82,14 +87,48 @@ fn push(admin: SocketAddr, delta: &Delta) -> Result<()> {
 }
 
 fn certificate(key: &str, name: &str) -> Result<Resource> {
+    Ok(certificate_with(key, name, None)?.0)
+}
+
+/// A certificate resource for `name` and the DER the proxy will present for it.
+fn certificate_with(
+    key: &str,
+    name: &str,
+    attachment: Option<CertificateAttachment>,
+) -> Result<(Resource, Vec<u8>)> {
     let pair = rcgen::KeyPair::generate()?;
     let cert = rcgen::CertificateParams::new(vec![name.to_string()])?.self_signed(&pair)?;
-    Ok(Resource::Certificate(Certificate {
-        key: CertificateKey::from(key),
-        version: 1,
-        cert_pem: cert.pem(),
-        key_pem: pair.serialize_pem(),
-    }))
+    Ok((
+        Resource::Certificate(Certificate {
+            key: CertificateKey::from(key),
+            version: 1,
+            cert_pem: cert.pem(),
+            key_pem: pair.serialize_pem(),
+            attachment,
+        }),
+        cert.der().to_vec(),
+    ))
+}
+
+fn attached_to(listener: &ListenerKey, name: &str) -> CertificateAttachment {
+    CertificateAttachment {
+        listeners: vec![listener.clone()],
+        hostnames: vec![name.to_string()],
+    }
+}
+
+/// The leaf the proxy presents for `name`.
+async fn presented(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let tls = connector
+        .connect(ServerName::try_from(name.to_string())?, tcp)
+        .await?;
+    let certs = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    Ok(certs.first().map(|c| c.to_vec()).unwrap_or_default())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -184,6 +223,48 @@ async fn one(
     Ok((took, resumed))
 }
 
+/// Renews one tenant certificate among the loaded ones: prints the delta's size and the
+/// time from sending it to the first handshake that presents the new certificate.
+async fn renewal(
+    admin: SocketAddr,
+    addr: SocketAddr,
+    listener: &ListenerKey,
+    name: &str,
+) -> Result<()> {
+    let connector = tokio_rustls::TlsConnector::from(client_config(false));
+    let mut samples = Vec::new();
+    for round in 0..20 {
+        let (resource, der) =
+            certificate_with("bench/t0", name, Some(attached_to(listener, name)))?;
+        let delta = Delta {
+            upserts: vec![resource],
+            removals: vec![],
+        };
+        let bytes = serde_json::to_vec(&delta)?.len();
+        let started = Instant::now();
+        push(admin, &delta)?;
+        loop {
+            if presented(&connector, addr, name).await? == der {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("renewal {round} not served after 10 s");
+            }
+        }
+        samples.push((started.elapsed(), bytes));
+    }
+    let bytes = samples[0].1;
+    let mut times: Vec<Duration> = samples.into_iter().map(|(t, _)| t).collect();
+    times.sort();
+    println!(
+        "tenant_certificate_renewal n={} delta_bytes={bytes} upsert_to_served_p50_us={:.0} max_us={:.0}",
+        times.len(),
+        percentile(&times, 0.50),
+        percentile(&times, 1.0)
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -221,8 +302,11 @@ async fn main() -> Result<()> {
     let names: Vec<String> = (0..args.certs)
         .map(|i| format!("t{i}.bench.example"))
         .collect();
+    let listener_key = ListenerKey::new("bench", "gw", "https");
     let mut refs: Vec<CertificateKey> = vec!["bench/wildcard".into()];
-    refs.extend((0..args.certs).map(|i| CertificateKey(format!("bench/t{i}"))));
+    if !args.attached {
+        refs.extend((0..args.certs).map(|i| CertificateKey(format!("bench/t{i}"))));
+    }
     let listener = Resource::Listener(Listener {
         key: ListenerKey::new("bench", "gw", "https"),
         version: 1,
@@ -267,7 +351,8 @@ async fn main() -> Result<()> {
     let before = proxy.rss_bytes()?;
     let mut batch = vec![certificate("bench/wildcard", "*.bench.example")?];
     for (i, name) in names.iter().enumerate() {
-        batch.push(certificate(&format!("bench/t{i}"), name)?);
+        let attachment = args.attached.then(|| attached_to(&listener_key, name));
+        batch.push(certificate_with(&format!("bench/t{i}"), name, attachment)?.0);
         if batch.len() == 1000 {
             push(
                 admin,
@@ -289,13 +374,21 @@ async fn main() -> Result<()> {
     std::thread::sleep(Duration::from_millis(300));
     let after = proxy.rss_bytes()?;
     println!(
-        "tls_certificates n={} rss_before_mib={:.1} rss_after_mib={:.1} bytes_per_cert={}",
+        "tls_certificates mode={} n={} rss_before_mib={:.1} rss_after_mib={:.1} bytes_per_cert={}",
+        if args.attached {
+            "attached"
+        } else {
+            "listener_refs"
+        },
         args.certs + 1,
         before as f64 / 1048576.0,
         after as f64 / 1048576.0,
         after.saturating_sub(before) / (args.certs as u64 + 1)
     );
     let addr: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
+    if args.attached {
+        renewal(admin, addr, &listener_key, &names[0]).await?;
+    }
     for (kind, resume) in [("full", false), ("resumed", true)] {
         let connector = tokio_rustls::TlsConnector::from(client_config(resume));
         let mut times = Vec::with_capacity(args.handshakes);

@@ -11,6 +11,7 @@ mod gateway;
 mod listener_set;
 mod route;
 mod tenancy;
+mod tenant_certs;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use gateway::{GatewayAddress, GatewayStatus, ListenerStatus, RouteKind};
 pub use listener_set::ListenerSetStatus;
 pub use route::RouteParentStatus;
 pub use tenancy::{TenantRouteStatus, TenantStatus, route_statuses, tenant_statuses};
+pub use tenant_certs::{TenantCertificateStatus, certificate_statuses};
 
 /// A condition as the spec's `metav1.Condition`, minus `lastTransitionTime`: the writer
 /// fills that in, carrying it over while status and reason stay the same.
@@ -108,6 +110,7 @@ pub struct Statuses {
     pub routes: Vec<Named<Vec<RouteParentStatus>>>,
     pub tenant_routes: Vec<Named<TenantRouteStatus>>,
     pub tenants: Vec<Named<TenantStatus>>,
+    pub tenant_certificates: Vec<Named<TenantCertificateStatus>>,
 }
 
 pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey>) -> Statuses {

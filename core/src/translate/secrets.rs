@@ -59,6 +59,7 @@ pub(super) fn certificate(
             .unwrap_or(0),
         cert_pem,
         key_pem,
+        attachment: None,
     };
     if let Err(e) = certificate::load(&cert, certificate::unix_now()) {
         let data_key = if e.field == CERT_FIELD {

@@ -97,6 +97,24 @@ fn certificate(c: &Certificate) -> Check {
             return fail(field, "no PEM block found");
         }
     }
+    if let Some(attachment) = &c.attachment {
+        if attachment.listeners.is_empty() {
+            return fail("attachment.listeners", "list at least one listener");
+        }
+        for (i, h) in attachment.hostnames.iter().enumerate() {
+            if !crate::hostname::is_valid_hostname(h) {
+                return fail(
+                    format!("attachment.hostnames[{i}]"),
+                    format!(
+                        "{h:?} is not a lowercase hostname (a leading *. is the only wildcard)"
+                    ),
+                );
+            }
+        }
+        if attachment.hostnames.is_empty() {
+            return fail("attachment.hostnames", "list at least one hostname");
+        }
+    }
     Ok(())
 }
 
@@ -228,6 +246,7 @@ mod tests {
             version: 0,
             cert_pem: c.into(),
             key_pem: k.into(),
+            attachment: None,
         };
         assert!(validate(&Resource::Certificate(cert(pem, pem))).is_ok());
         assert_eq!(field_of(Resource::Certificate(cert("", pem))), "certPem");

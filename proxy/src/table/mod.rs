@@ -51,6 +51,17 @@ pub struct ServedCertificate {
     pub certified: Arc<CertifiedKey>,
     pub names: Box<[Box<str>]>,
     pub not_after: i64,
+    /// A tenant's certificate: where it attaches itself.
+    pub attachment: Option<ServedAttachment>,
+}
+
+/// A tenant certificate's listeners and the hostnames it is served for: those of the
+/// delta's attachment that the certificate's own names cover (a hostname it does not cover
+/// would only make clients fail, and could shadow a listener certificate that does).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServedAttachment {
+    pub listeners: Box<[ListenerKey]>,
+    pub hostnames: Box<[Box<str>]>,
 }
 
 /// How a connection on a TLS socket is handled, decided from its ClientHello.
@@ -141,6 +152,9 @@ pub struct Table {
     certificate_users: imbl::HashMap<CertificateKey, Arc<[ListenerKey]>>,
     /// Per TLS-terminating listener, its certificates by name.
     sni: imbl::HashMap<ListenerKey, SniIndex>,
+    /// Per listener, the tenant certificates attached to it by the hostnames they serve,
+    /// whether or not the listener exists yet.
+    attached_sni: imbl::HashMap<ListenerKey, SniIndex>,
     tls_routes: imbl::OrdMap<RouteKey, Arc<TlsRoute>>,
     /// TLSRoutes naming each listener as a parent, whether or not the listener exists yet.
     tls_attached: imbl::HashMap<ListenerKey, imbl::OrdSet<RouteKey>>,
@@ -260,15 +274,23 @@ impl Table {
         })
     }
 
-    /// The certificate a listener presents for `server_name`: one naming it exactly, then
-    /// one whose wildcard covers it, then the listener's first loaded certificate.
+    /// The certificate a listener presents for `server_name`: one naming it exactly (the
+    /// listener's own, then a tenant's attached for that hostname), then one whose wildcard
+    /// covers it (same order), then the listener's first loaded certificate.
     pub fn certificate_for(
         &self,
         listener: &Listener,
         server_name: Option<&str>,
     ) -> Option<Arc<CertifiedKey>> {
+        let own = self.sni.get(&listener.key);
+        let attached = self.attached_sni.get(&listener.key);
         let named = server_name
-            .and_then(|name| self.sni.get(&listener.key)?.lookup(name))
+            .and_then(|name| {
+                own.and_then(|ix| ix.lookup_exact(name))
+                    .or_else(|| attached.and_then(|ix| ix.lookup_exact(name)))
+                    .or_else(|| own.and_then(|ix| ix.lookup_wildcard(name)))
+                    .or_else(|| attached.and_then(|ix| ix.lookup_wildcard(name)))
+            })
             .and_then(|key| self.certificates.get(key));
         let chosen = named.or_else(|| {
             terminated_certificates(listener)
@@ -308,11 +330,21 @@ impl Table {
                             key: c.key.clone(),
                             source,
                         })?;
+                    let attachment = c.attachment.as_ref().map(|a| ServedAttachment {
+                        listeners: a.listeners.clone().into(),
+                        hostnames: a
+                            .hostnames
+                            .iter()
+                            .filter(|h| certificate::covers(&cert.names, h))
+                            .map(|h| Box::from(h.as_str()))
+                            .collect(),
+                    });
                     loaded.push(Arc::new(ServedCertificate {
                         version: c.version,
                         certified: cert.certified,
                         names: cert.names.into_iter().map(Box::from).collect(),
                         not_after: cert.not_after,
+                        attachment,
                     }));
                 }
                 _ => {}
@@ -464,6 +496,14 @@ impl Table {
     /// Swaps one certificate: listeners using it are re-indexed only if its names changed.
     fn upsert_certificate(&mut self, key: &CertificateKey, served: Arc<ServedCertificate>) {
         let old = self.certificates.insert(key.clone(), served.clone());
+        if old.as_ref().map(|o| &o.attachment) != Some(&served.attachment) {
+            if let Some(a) = old.as_ref().and_then(|o| o.attachment.as_ref()) {
+                self.detach(key, a);
+            }
+            if let Some(a) = &served.attachment {
+                self.attach(key, a);
+            }
+        }
         if old.as_ref().is_some_and(|o| o.names == served.names) {
             return;
         }
@@ -486,10 +526,34 @@ impl Table {
         }
     }
 
+    fn attach(&mut self, key: &CertificateKey, attachment: &ServedAttachment) {
+        for listener in &attachment.listeners {
+            let index = self.attached_sni.entry(listener.clone()).or_default();
+            // One tenant certificate per hostname holds (the controller resolves conflicts);
+            // equal claims fall to key order, so the outcome never depends on delta order.
+            index.insert(0, key, &attachment.hostnames);
+        }
+    }
+
+    fn detach(&mut self, key: &CertificateKey, attachment: &ServedAttachment) {
+        for listener in &attachment.listeners {
+            let Some(index) = self.attached_sni.get_mut(listener) else {
+                continue;
+            };
+            index.remove(key, &attachment.hostnames);
+            if index.is_empty() {
+                self.attached_sni.remove(listener);
+            }
+        }
+    }
+
     fn remove_certificate(&mut self, key: &CertificateKey) {
         let Some(old) = self.certificates.remove(key) else {
             return;
         };
+        if let Some(a) = &old.attachment {
+            self.detach(key, a);
+        }
         let users: Vec<ListenerKey> = self
             .certificate_users
             .get(key)

@@ -50,6 +50,10 @@ impl SniIndex {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty()
+    }
+
     pub fn remove(&mut self, key: &CertificateKey, names: &[Box<str>]) {
         for name in names {
             let (wildcard, name) = slot(name);
@@ -66,10 +70,22 @@ impl SniIndex {
     }
 
     /// The certificate for `server_name` (lowercase, no trailing dot), if one names it.
+    #[cfg(test)]
     pub fn lookup(&self, server_name: &str) -> Option<&CertificateKey> {
-        if let Some(claims) = self.exact.get(server_name) {
-            return claims.first().map(|(_, k)| k);
-        }
+        self.lookup_exact(server_name)
+            .or_else(|| self.lookup_wildcard(server_name))
+    }
+
+    /// The certificate naming `server_name` exactly.
+    pub fn lookup_exact(&self, server_name: &str) -> Option<&CertificateKey> {
+        self.exact
+            .get(server_name)
+            .and_then(|c| c.first())
+            .map(|(_, k)| k)
+    }
+
+    /// The certificate whose wildcard covers `server_name`.
+    pub fn lookup_wildcard(&self, server_name: &str) -> Option<&CertificateKey> {
         let (_, parent) = server_name.split_once('.')?;
         let suffix = &server_name[server_name.len() - parent.len() - 1..];
         self.wildcard

@@ -413,6 +413,7 @@ mod certificates {
                 version: 1,
                 cert_pem: made.pem(),
                 key_pem: pair.serialize_pem(),
+                attachment: None,
             }),
             der: made.der().to_vec(),
         }
@@ -504,5 +505,135 @@ mod certificates {
             "Certificate ns/a: keyPem: private key does not match the certificate's public key"
         );
         assert_eq!(served(&t, "a.example.com"), Some(a.der));
+    }
+
+    /// A tenant's certificate attached to the `ns/gw/https` listener for `hostnames`.
+    fn tenant_cert(key: &str, names: &[&str], hostnames: &[&str]) -> Made {
+        let mut made = cert(key, names);
+        if let Resource::Certificate(c) = &mut made.resource {
+            c.attachment = Some(gatehouse_core::model::CertificateAttachment {
+                listeners: vec![ListenerKey::new("ns", "gw", "https")],
+                hostnames: hostnames.iter().map(|h| h.to_string()).collect(),
+            });
+        }
+        made
+    }
+
+    #[test]
+    fn a_tenant_certificate_serves_its_hostnames_and_the_listener_keeps_its_default() {
+        let default = cert("ns/default", &["*.platform.example", "*.shop.example"]);
+        let shop = tenant_cert(
+            "t/tenantcertificate:shop",
+            &["www.shop.example", "api.shop.example"],
+            &["www.shop.example"],
+        );
+        let t = apply(
+            &Table::default(),
+            vec![default.resource, https(&["ns/default"]), shop.resource],
+            vec![],
+        );
+        assert_eq!(served(&t, "www.shop.example"), Some(shop.der.clone()));
+        // A name the certificate covers but the attachment does not list stays the listener's.
+        assert_eq!(served(&t, "api.shop.example"), Some(default.der.clone()));
+        assert_eq!(served(&t, "other.example"), Some(default.der.clone()));
+        // Removing the tenant certificate: its hostname falls back to the listener's own.
+        let t2 = apply(
+            &t,
+            vec![],
+            vec![ResourceKey::Certificate("t/tenantcertificate:shop".into())],
+        );
+        assert_eq!(served(&t2, "www.shop.example"), Some(default.der));
+        assert_eq!(
+            served(&t, "www.shop.example"),
+            Some(shop.der),
+            "old snapshot kept"
+        );
+    }
+
+    #[test]
+    fn exact_beats_wildcard_across_listener_and_tenant_certificates() {
+        let own_wild = cert("ns/wild", &["*.shop.example"]);
+        let own_exact = cert("ns/exact", &["pay.shop.example"]);
+        let tenant_exact = tenant_cert("t/tc:a", &["www.shop.example"], &["www.shop.example"]);
+        let tenant_wild = tenant_cert("t/tc:w", &["*.blog.example"], &["*.blog.example"]);
+        let t = apply(
+            &Table::default(),
+            vec![
+                own_wild.resource,
+                own_exact.resource,
+                https(&["ns/wild", "ns/exact"]),
+                tenant_exact.resource,
+                tenant_wild.resource,
+            ],
+            vec![],
+        );
+        assert_eq!(served(&t, "www.shop.example"), Some(tenant_exact.der));
+        assert_eq!(served(&t, "pay.shop.example"), Some(own_exact.der));
+        assert_eq!(served(&t, "x.shop.example"), Some(own_wild.der.clone()));
+        assert_eq!(served(&t, "a.blog.example"), Some(tenant_wild.der));
+        assert_eq!(served(&t, "a.b.blog.example"), Some(own_wild.der));
+    }
+
+    #[test]
+    fn a_hostname_the_certificate_does_not_cover_is_never_served_with_it() {
+        let default = cert("ns/default", &["default.example"]);
+        let liar = tenant_cert(
+            "t/tc:liar",
+            &["mine.example"],
+            &["mine.example", "bank.example"],
+        );
+        let t = apply(
+            &Table::default(),
+            vec![default.resource, https(&["ns/default"]), liar.resource],
+            vec![],
+        );
+        assert_eq!(served(&t, "mine.example"), Some(liar.der));
+        assert_eq!(served(&t, "bank.example"), Some(default.der));
+    }
+
+    #[test]
+    fn renewal_is_one_upsert_and_the_next_handshake_gets_it() {
+        let default = cert("ns/default", &["default.example"]);
+        let v1 = tenant_cert("t/tc:shop", &["www.shop.example"], &["www.shop.example"]);
+        let t = apply(
+            &Table::default(),
+            vec![default.resource, https(&["ns/default"]), v1.resource],
+            vec![],
+        );
+        let listener_before = t.listener(&ListenerKey::new("ns", "gw", "https")).cloned();
+        let v2 = tenant_cert("t/tc:shop", &["www.shop.example"], &["www.shop.example"]);
+        let t2 = apply(&t, vec![v2.resource], vec![]);
+        assert_eq!(served(&t2, "www.shop.example"), Some(v2.der));
+        assert!(Arc::ptr_eq(
+            &listener_before.unwrap(),
+            t2.listener(&ListenerKey::new("ns", "gw", "https")).unwrap()
+        ));
+        // Moving the attachment to another hostname drops the old one.
+        let v3 = tenant_cert(
+            "t/tc:shop",
+            &["www.shop.example", "new.shop.example"],
+            &["new.shop.example"],
+        );
+        let t3 = apply(&t2, vec![v3.resource], vec![]);
+        assert_eq!(served(&t3, "new.shop.example"), Some(v3.der));
+        assert_eq!(served(&t3, "www.shop.example"), Some(default.der));
+    }
+
+    #[test]
+    fn a_tenant_certificate_waits_for_its_listener() {
+        let default = cert("ns/default", &["default.example"]);
+        let shop = tenant_cert("t/tc:shop", &["www.shop.example"], &["www.shop.example"]);
+        let t = apply(&Table::default(), vec![shop.resource], vec![]);
+        assert_eq!(served(&t, "www.shop.example"), None);
+        let t = apply(&t, vec![default.resource, https(&["ns/default"])], vec![]);
+        assert_eq!(served(&t, "www.shop.example"), Some(shop.der.clone()));
+        // Removing and re-adding the listener keeps the attachment.
+        let t = apply(
+            &t,
+            vec![],
+            vec![ResourceKey::Listener(ListenerKey::new("ns", "gw", "https"))],
+        );
+        let t = apply(&t, vec![https(&["ns/default"])], vec![]);
+        assert_eq!(served(&t, "www.shop.example"), Some(shop.der));
     }
 }

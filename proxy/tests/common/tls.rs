@@ -87,6 +87,7 @@ impl Leaf {
             version: 1,
             cert_pem: self.cert_pem.clone(),
             key_pem: self.key_pem.clone(),
+            attachment: None,
         })
     }
 }
