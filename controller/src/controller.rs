@@ -1,17 +1,18 @@
-//! The reconcile loop: caches → plan → proxies, then status. The only module that holds
+//! The reconcile loop: caches → plan → proxy streams, then status. The only module that holds
 //! the pieces together; every decision it acts on is made by the pure modules.
 
 use crate::addresses::{Assignment, GatewayKey, Pool};
+use crate::distribute::{self, Distribution, Registry};
 use crate::leader::{self, LeaseConfig};
 use crate::plan::plan_with;
 use crate::provision::{self, apply::Provisioner};
-use crate::proxies::{self, Config as ProxyConfig, ProxyHandle};
 use crate::status;
 use crate::tenancy;
 use crate::tenant_certs;
 use crate::watch::Caches;
 use crate::writer::StatusWriter;
 use gatehouse_core::manifest::Object;
+use gatehouse_core::scope::Config as ProxyConfig;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,10 +22,19 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("config API (--config-listen {addr}): {source}")]
+    ConfigListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Admin API of every proxy to program.
-    pub proxies: Vec<SocketAddr>,
+    /// Where proxies connect for their config stream.
+    pub config_listen: SocketAddr,
     pub pool: Pool,
     /// Quiet time after a change before reconciling, so a burst of events costs one pass.
     pub debounce: Duration,
@@ -34,30 +44,46 @@ pub struct Config {
     pub proxy_controller_url: Option<String>,
 }
 
-/// Runs until the future is dropped; dropping it stops every watch and proxy task.
-pub async fn run(client: Client, config: Config) {
+/// Runs until the future is dropped; dropping it stops every watch and proxy stream.
+pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
     let mut tasks = JoinSet::new();
     let changed = Arc::new(Notify::new());
+    let listener = tokio::net::TcpListener::bind(config.config_listen)
+        .await
+        .map_err(|source| RunError::ConfigListen {
+            addr: config.config_listen,
+            source,
+        })?;
     let (leading_tx, mut leading) = watch::channel(config.lease.is_none());
+    let mut lease_api = None;
     if let Some(lease) = config.lease.clone() {
         let api: Api<Lease> = Api::namespaced(client.clone(), &lease.namespace);
+        lease_api = Some((api.clone(), lease.name.clone()));
         tasks.spawn(leader::run(api, lease, leading_tx));
+    } else {
+        // Kept open: a closed channel would end every stream.
+        tasks.spawn(async move {
+            leading_tx.closed().await;
+        });
     }
+    let (desired, desired_rx) = watch::channel(None);
+    let registry = Arc::new(Registry::new(changed.clone()));
+    let distribution = Distribution::new(registry.clone(), desired_rx, leading.clone(), lease_api);
+    tracing::info!(addr = %config.config_listen, "config API listening");
+    tasks.spawn(async move {
+        if let Err(e) = distribute::serve(listener, Arc::new(distribution)).await {
+            tracing::error!("config API stopped: {e}");
+        }
+    });
     let caches = Caches::start(&client, &mut tasks, &changed);
     tracing::info!("waiting for the watch caches to fill");
     caches.ready().await;
     tracing::info!("watch caches ready");
 
-    let (desired, desired_rx) = watch::channel(None);
-    let proxies: Vec<ProxyHandle> = config
-        .proxies
-        .iter()
-        .map(|addr| proxies::spawn(&mut tasks, *addr, desired_rx.clone(), changed.clone()))
-        .collect();
     let mut reconciler = Reconciler {
         config,
         desired,
-        proxies,
+        registry,
         provisioner: Provisioner::new(client.clone()),
         writer: StatusWriter::new(client),
         memory: BTreeMap::new(),
@@ -83,7 +109,7 @@ pub async fn run(client: Client, config: Config) {
 struct Reconciler {
     config: Config,
     desired: watch::Sender<Option<Arc<ProxyConfig>>>,
-    proxies: Vec<ProxyHandle>,
+    registry: Arc<Registry>,
     writer: StatusWriter,
     provisioner: Provisioner,
     /// Addresses assigned by this process, ahead of what status says (status may lag).
@@ -95,7 +121,7 @@ struct Reconciler {
 }
 
 impl Reconciler {
-    /// Stops pushing: the proxies keep what they hold until the next leader resyncs them.
+    /// Stops distributing: the proxies keep what they hold until the next leader resyncs them.
     fn stand_by(&mut self) {
         self.desired.send_replace(None);
         // A later term starts from what status says, not from this term's memory.
@@ -139,20 +165,17 @@ impl Reconciler {
             true
         });
 
-        let acked: Vec<Arc<ProxyConfig>> = self
-            .proxies
-            .iter()
-            .map(|p| p.acked.borrow().clone())
-            .collect();
-        let acked: Vec<&ProxyConfig> = acked.iter().map(Arc::as_ref).collect();
-        let programmed = status::programmed(&plan, &acked);
-        let mut statuses = status::compute(&objects, &plan, &programmed);
-        let programmed_routes = status::programmed_routes(&plan, &acked);
+        let connected = self.registry.connected();
+        let proxies: Vec<status::ProxyAcks<'_>> =
+            connected.iter().map(status::ProxyAcks::from).collect();
+        let programming = status::programmed(&plan, &proxies);
+        let mut statuses = status::compute_with(&objects, &plan, &programming);
+        let programmed_routes = status::programmed_routes(&plan, &proxies);
         statuses.tenant_routes =
             status::route_statuses(&tenancy_objects, &tenancy, &plan, &programmed_routes);
         statuses.tenants = status::tenant_statuses(&tenancy_objects, &tenancy);
         statuses.tenant_certificates =
-            status::certificate_statuses(&tenancy_objects, &tenancy, &certificates, &acked);
+            status::certificate_statuses(&tenancy_objects, &tenancy, &certificates, &proxies);
         for e in self
             .writer
             .write(&statuses, &objects, &tenancy_objects)

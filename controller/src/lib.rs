@@ -1,16 +1,16 @@
-//! Gatehouse controller: watches Gateway API objects in a cluster, programs every proxy
-//! through its admin API and reports back in the objects' status.
+//! Gatehouse controller: watches Gateway API objects in a cluster, streams every connected
+//! proxy its share of the config and reports back in the objects' status.
 //!
-//! Pure parts (`addresses`, `plan`, `status`) decide; `watch`, `proxies` and `writer` do
+//! Pure parts (`addresses`, `plan`, `status`) decide; `watch`, `distribute` and `writer` do
 //! the I/O; `controller` wires them.
 
 pub mod addresses;
 pub mod client;
 pub mod controller;
+pub mod distribute;
 pub mod leader;
 pub mod plan;
 pub mod provision;
-pub mod proxies;
 pub mod status;
 pub mod tenancy;
 pub mod tenant_certs;
@@ -19,5 +19,5 @@ mod testing;
 pub mod watch;
 pub mod writer;
 
-pub use controller::{Config, run};
+pub use controller::{Config, RunError, run};
 pub use plan::CONTROLLER_NAME;

@@ -18,14 +18,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Watch the cluster and program the proxies until stopped.
+    /// Watch the cluster and stream config to the proxies that connect, until stopped.
     Run {
         /// Kubeconfig file; without it, in-cluster config or KUBECONFIG.
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
-        /// Admin API address of a proxy to program (repeatable).
-        #[arg(long = "proxy-admin", required = true)]
-        proxy_admin: Vec<SocketAddr>,
+        /// Where proxies connect for their config stream (gRPC, plaintext: keep it on a
+        /// private network).
+        #[arg(long, default_value = "0.0.0.0:18000")]
+        config_listen: SocketAddr,
         /// Range Gateway addresses are assigned from.
         #[arg(long, default_value = "127.0.0.10-127.0.0.200")]
         address_pool: Pool,
@@ -63,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run {
             kubeconfig,
-            proxy_admin,
+            config_listen,
             address_pool,
             proxy_controller_url,
             debounce_ms,
@@ -84,13 +85,13 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("connecting to the API server")?;
             let config = gatehouse_controller::Config {
-                proxies: proxy_admin,
+                config_listen,
                 pool: address_pool,
                 debounce: Duration::from_millis(debounce_ms),
                 lease,
                 proxy_controller_url,
             };
-            gatehouse_controller::run(client, config).await;
+            gatehouse_controller::run(client, config).await?;
             Ok(())
         }
     }

@@ -212,26 +212,35 @@ async fn route_parent_conditions(
     Ok(ours.conditions)
 }
 
-/// A proxy in this process and its admin API address.
-async fn start_proxy() -> (Proxy, SocketAddr) {
+/// A proxy in this process following the controllers whose config API listens on
+/// `config_ports` (tried in turn), serving `gateways` (none: all).
+fn start_proxy(config_ports: &[u16], gateways: &[String]) -> Proxy {
     let proxy = Proxy::start(2);
-    let admin = proxy
-        .serve_admin("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    (proxy, admin)
+    let stream = gatehouse_proxy::stream::StreamConfig {
+        controllers: config_ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect(),
+        gateways: gateways.to_vec(),
+        backoff: gatehouse_proxy::stream::Backoff {
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+        },
+    };
+    tokio::spawn(gatehouse_proxy::stream::run(proxy.store.clone(), stream));
+    proxy
 }
 
-/// A controller replica programming the proxy at `admin`.
+/// A controller replica serving its config API on `config_port`.
 fn start_controller(
     client: &Client,
-    admin: SocketAddr,
+    config_port: u16,
     lease: Option<gatehouse_controller::leader::LeaseConfig>,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<Result<(), gatehouse_controller::RunError>> {
     tokio::spawn(gatehouse_controller::run(
         client.clone(),
         gatehouse_controller::Config {
-            proxies: vec![admin],
+            config_listen: SocketAddr::from(([127, 0, 0, 1], config_port)),
             pool: POOL.parse().unwrap(),
             debounce: Duration::from_millis(50),
             lease,
@@ -255,11 +264,12 @@ async fn controller_programs_proxy_and_writes_status() {
         .await
         .expect("API client");
 
-    let (_proxy, admin) = start_proxy().await;
+    let config_port = free_port();
+    let _proxy = start_proxy(&[config_port], &[]);
     let backend_ip = host_address();
     let echo = start_echo(backend_ip, "echo").await;
     let pool: Pool = POOL.parse().unwrap();
-    let controller = start_controller(&client, admin, None);
+    let controller = start_controller(&client, config_port, None);
 
     let suffix = unique();
     let ns = format!("gh-ctl-{suffix}");
@@ -421,8 +431,9 @@ async fn tenant_routes_are_served_and_conflicts_name_the_owner() {
     let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
         .await
         .expect("API client");
-    let (_proxy, admin) = start_proxy().await;
-    let controller = start_controller(&client, admin, None);
+    let config_port = free_port();
+    let _proxy = start_proxy(&[config_port], &[]);
+    let controller = start_controller(&client, config_port, None);
 
     let suffix = unique();
     let infra = format!("gh-infra-{suffix}");
@@ -640,7 +651,8 @@ async fn a_standby_takes_over_from_a_dead_leader_and_traffic_keeps_flowing() {
     )
     .await;
 
-    let (_proxy, admin) = start_proxy().await;
+    let ports = [("a", free_port()), ("b", free_port())];
+    let _proxy = start_proxy(&[ports[0].1, ports[1].1], &[]);
     let replica = |identity: &str| {
         let lease = LeaseConfig {
             namespace: ns.clone(),
@@ -649,7 +661,8 @@ async fn a_standby_takes_over_from_a_dead_leader_and_traffic_keeps_flowing() {
             duration: Duration::from_secs(3),
             renew_every: Duration::from_millis(500),
         };
-        start_controller(&client, admin, Some(lease))
+        let port = ports.iter().find(|(id, _)| *id == identity).unwrap().1;
+        start_controller(&client, port, Some(lease))
     };
     let mut replicas = vec![("a", replica("a")), ("b", replica("b"))];
 

@@ -269,7 +269,8 @@ async fn provisioned_and_shared_fleet_gateways() {
     let controller = tokio::spawn(gatehouse_controller::run(
         controller_client,
         gatehouse_controller::Config {
-            proxies: Vec::new(),
+            // No proxy connects in this test: the config API only has to bind.
+            config_listen: "127.0.0.1:0".parse().unwrap(),
             pool: "127.0.0.10-127.0.0.200".parse().unwrap(),
             debounce: Duration::from_millis(50),
             lease: None,

@@ -25,6 +25,11 @@ pub fn diff(old: &BTreeMap<ResourceKey, Resource>, new: &BTreeMap<ResourceKey, R
     }
 }
 
+/// Sorts removals the way [`diff`] does: dependents first.
+pub fn order_removals(keys: &mut [ResourceKey]) {
+    keys.sort_by(|a, b| (removal_rank(a), a).cmp(&(removal_rank(b), b)));
+}
+
 fn upsert_rank(key: &ResourceKey) -> u8 {
     match key {
         ResourceKey::Backend(_) | ResourceKey::Certificate(_) => 0,

@@ -5,6 +5,7 @@ pub mod duration;
 pub mod hostname;
 pub mod manifest;
 pub mod model;
+pub mod scope;
 pub mod selector;
 pub mod translate;
 pub mod validate;

@@ -1,5 +1,5 @@
-//! Admin API on a loopback socket: deltas in, stats out. The controller's stream (its own
-//! issue) feeds the same `ConfigStore::apply`, so what is measured here is that path.
+//! Admin API on a loopback socket: deltas in, stats out, for standalone mode and tests. The
+//! controller's stream (`stream`) feeds the same `ConfigStore::apply`.
 //!
 //! It is unauthenticated by design and must stay on loopback or a private socket.
 

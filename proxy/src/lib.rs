@@ -10,6 +10,7 @@ pub mod listeners;
 pub mod mirror;
 pub mod standalone;
 pub mod store;
+pub mod stream;
 pub mod table;
 pub mod tls;
 pub mod tunnel;

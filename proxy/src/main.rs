@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gatehouse_proxy::{Proxy, echo::EchoBackend, listeners, standalone};
+use gatehouse_proxy::{Proxy, echo::EchoBackend, listeners, standalone, stream};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::apps::http_app::HttpServer;
 use std::net::{IpAddr, SocketAddr};
@@ -28,11 +28,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the proxy with an empty table, configured through the admin API.
+    /// Run the proxy, configured by the controller's config stream (or, without
+    /// --controller, only through the admin API).
     Proxy {
         /// Admin API address (deltas in, stats out). Keep it on loopback.
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
+        /// Controller config API, e.g. http://gatehouse-controller:18000 (repeatable: the
+        /// replicas, tried in turn until the leader accepts).
+        #[arg(long = "controller")]
+        controllers: Vec<String>,
+        /// Gateway this proxy serves, as namespace/name (repeatable); none: every Gateway
+        /// of the controller's classes.
+        #[arg(long = "gateway", requires = "controllers")]
+        gateways: Vec<String>,
     },
     /// Serve a directory of Kubernetes YAML (Gateway, HTTPRoute, GRPCRoute, TLSRoute, Service,
     /// EndpointSlice, kubernetes.io/tls Secret...),
@@ -74,14 +83,27 @@ fn main() -> anyhow::Result<()> {
     let runtime = build_runtime(threads)?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Proxy { admin } => {
+            Command::Proxy {
+                admin,
+                controllers,
+                gateways,
+            } => {
+                gatehouse_core::scope::Scope::parse(&gateways).context("--gateway")?;
                 let proxy = Proxy::start(threads);
                 let addr = proxy
                     .serve_admin(admin)
                     .await
                     .context("binding admin API")?;
                 tracing::info!(%addr, threads, "proxy ready; admin API listening");
-                wait_for_signal().await;
+                let stream = stream::StreamConfig {
+                    controllers,
+                    gateways,
+                    backoff: stream::Backoff::default(),
+                };
+                tokio::select! {
+                    () = stream::run(proxy.store.clone(), stream.clone()), if !stream.controllers.is_empty() => {}
+                    () = wait_for_signal() => {}
+                }
                 drain(&proxy, drain_seconds).await;
             }
             Command::Standalone {

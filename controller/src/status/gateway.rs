@@ -130,7 +130,10 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway, attached_sets: i32) -> Option<
             "Programmed",
             false,
             "Pending",
-            "waiting for every proxy to acknowledge the configuration",
+            ctx.waiting.get(&key).map_or(
+                "waiting for every proxy to acknowledge the configuration",
+                String::as_str,
+            ),
             generation,
         ),
         Assignment::NotUsable(ip) => Condition::new(

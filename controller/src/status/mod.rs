@@ -16,9 +16,11 @@ mod tenant_certs;
 mod tests;
 
 use crate::addresses::{Assignment, GatewayKey};
+use crate::distribute::{Connected, Rejection};
 use crate::plan::Plan;
 use gatehouse_core::manifest::Object;
 use gatehouse_core::model::{Resource, ResourceKey};
+use gatehouse_core::scope::Scope;
 use gatehouse_core::translate::Problem;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -114,7 +116,16 @@ pub struct Statuses {
 }
 
 pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey>) -> Statuses {
-    let ctx = Ctx::new(objects, plan, programmed);
+    let programming = Programming {
+        gateways: programmed.clone(),
+        waiting: BTreeMap::new(),
+    };
+    compute_with(objects, plan, &programming)
+}
+
+/// [`compute`], with why each Gateway that is not Programmed is waiting.
+pub fn compute_with(objects: &[Object], plan: &Plan, programming: &Programming) -> Statuses {
+    let ctx = Ctx::new(objects, plan, &programming.gateways, &programming.waiting);
     let mut out = Statuses::default();
     // ListenerSets first: each Gateway reports how many it has attached.
     let mut attached_sets: BTreeMap<GatewayKey, i32> = BTreeMap::new();
@@ -166,34 +177,116 @@ pub fn compute(objects: &[Object], plan: &Plan, programmed: &BTreeSet<GatewayKey
     out
 }
 
-/// Gateways whose listeners, as planned, every proxy has acknowledged.
-pub fn programmed(plan: &Plan, acked: &[&BTreeMap<ResourceKey, Resource>]) -> BTreeSet<GatewayKey> {
-    plan.addresses
-        .iter()
-        .filter(|(_, a)| matches!(a, Assignment::Assigned(_)))
-        .filter(|((ns, name), _)| {
-            let prefix = format!("{ns}/{name}/");
-            plan.translation
-                .resources
-                .iter()
-                .filter(|(k, _)| matches!(k, ResourceKey::Listener(l) if l.0.starts_with(&prefix)))
-                .all(|(k, r)| acked.iter().all(|a| a.get(k) == Some(r)))
-        })
-        .map(|(k, _)| k.clone())
-        .collect()
+/// What one connected proxy serves and acknowledged, as status needs it.
+pub struct ProxyAcks<'a> {
+    /// Instance and address, for messages.
+    pub name: String,
+    pub scope: &'a Scope,
+    /// `None` until its first snapshot is acknowledged.
+    pub acked: Option<&'a BTreeMap<ResourceKey, Resource>>,
+    pub rejection: Option<&'a Rejection>,
 }
 
-/// Routes whose planned version every proxy has acknowledged.
+impl<'a> From<&'a Connected> for ProxyAcks<'a> {
+    fn from(c: &'a Connected) -> Self {
+        ProxyAcks {
+            name: c.name(),
+            scope: &c.scope,
+            acked: c.acked.as_deref(),
+            rejection: c.rejection.as_ref(),
+        }
+    }
+}
+
+/// Which Gateways are Programmed, and for the others that could be, why not yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Programming {
+    pub gateways: BTreeSet<GatewayKey>,
+    pub waiting: BTreeMap<GatewayKey, String>,
+}
+
+/// A Gateway is Programmed when at least one proxy serves it and every proxy serving it
+/// acknowledged its listeners as planned.
+pub fn programmed(plan: &Plan, proxies: &[ProxyAcks<'_>]) -> Programming {
+    let mut out = Programming::default();
+    for (key, assignment) in &plan.addresses {
+        if !matches!(assignment, Assignment::Assigned(_)) {
+            continue;
+        }
+        let (ns, name) = key;
+        let serving: Vec<&ProxyAcks<'_>> = proxies
+            .iter()
+            .filter(|p| p.scope.serves(ns, name))
+            .collect();
+        if serving.is_empty() {
+            out.waiting.insert(
+                key.clone(),
+                "no proxy serving this Gateway is connected to the controller".to_string(),
+            );
+            continue;
+        }
+        let rejected = serving.iter().find_map(|p| {
+            p.rejection
+                .filter(|r| r.gateways.contains(key))
+                .map(|r| (p, r))
+        });
+        if let Some((p, r)) = rejected {
+            out.waiting.insert(
+                key.clone(),
+                format!(
+                    "proxy {} rejected config version {}: {}",
+                    p.name, r.version, r.error
+                ),
+            );
+            continue;
+        }
+        let prefix = format!("{ns}/{name}/");
+        let listeners = plan
+            .translation
+            .resources
+            .iter()
+            .filter(|(k, _)| matches!(k, ResourceKey::Listener(l) if l.0.starts_with(&prefix)));
+        let behind = serving
+            .iter()
+            .filter(|p| {
+                listeners
+                    .clone()
+                    .any(|(k, r)| p.acked.and_then(|a| a.get(k)) != Some(r))
+            })
+            .count();
+        if behind == 0 {
+            out.gateways.insert(key.clone());
+        } else {
+            out.waiting.insert(
+                key.clone(),
+                format!(
+                    "waiting for {behind} of {} proxies serving this Gateway to acknowledge the configuration",
+                    serving.len()
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Routes whose planned version every proxy serving one of their Gateways acknowledged
+/// (and at least one does).
 pub fn programmed_routes(
     plan: &Plan,
-    acked: &[&BTreeMap<ResourceKey, Resource>],
+    proxies: &[ProxyAcks<'_>],
 ) -> BTreeSet<gatehouse_core::model::RouteKey> {
     plan.translation
         .resources
         .iter()
-        .filter_map(|(k, r)| match k {
-            ResourceKey::HttpRoute(key) if acked.iter().all(|a| a.get(k) == Some(r)) => {
-                Some(key.clone())
+        .filter_map(|(k, r)| match (k, r) {
+            (ResourceKey::HttpRoute(key), Resource::HttpRoute(route)) => {
+                let mut serving = proxies
+                    .iter()
+                    .filter(|p| route.parents.iter().any(|l| p.scope.serves_listener(l)))
+                    .peekable();
+                let any = serving.peek().is_some();
+                let all = serving.all(|p| p.acked.and_then(|a| a.get(k)) == Some(r));
+                (any && all).then(|| key.clone())
             }
             _ => None,
         })
@@ -204,6 +297,8 @@ pub fn programmed_routes(
 struct Ctx<'a> {
     plan: &'a Plan,
     programmed: &'a BTreeSet<GatewayKey>,
+    /// Why Gateways that are not Programmed wait.
+    waiting: &'a BTreeMap<GatewayKey, String>,
     classes: BTreeSet<&'a str>,
     /// Our Gateways by (namespace, name).
     gateways: BTreeMap<GatewayKey, &'a gateway_api::experimental::gateways::Gateway>,
@@ -214,7 +309,12 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(objects: &'a [Object], plan: &'a Plan, programmed: &'a BTreeSet<GatewayKey>) -> Self {
+    fn new(
+        objects: &'a [Object],
+        plan: &'a Plan,
+        programmed: &'a BTreeSet<GatewayKey>,
+        waiting: &'a BTreeMap<GatewayKey, String>,
+    ) -> Self {
         let classes = crate::plan::our_classes(objects);
         let gateways: BTreeMap<GatewayKey, &gateway_api::experimental::gateways::Gateway> = objects
             .iter()
@@ -245,6 +345,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             plan,
             programmed,
+            waiting,
             classes,
             gateways,
             listener_sets,

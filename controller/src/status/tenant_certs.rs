@@ -29,7 +29,7 @@ pub fn certificate_statuses(
     objects: &TenancyObjects,
     tenancy: &Tenancy,
     outcomes: &BTreeMap<CertId, Outcome>,
-    acked: &[&BTreeMap<ResourceKey, Resource>],
+    proxies: &[super::ProxyAcks<'_>],
 ) -> Vec<Named<TenantCertificateStatus>> {
     let mut out = Vec::new();
     for cert in &objects.certificates {
@@ -89,14 +89,22 @@ pub fn certificate_statuses(
             Some(r) => {
                 let key = ResourceKey::Certificate(r.key.clone());
                 let want = Resource::Certificate(r.clone());
-                if acked.iter().all(|a| a.get(&key) == Some(&want)) {
+                let listeners = r.attachment.iter().flat_map(|a| a.listeners.iter());
+                let serving: Vec<_> = proxies
+                    .iter()
+                    .filter(|p| listeners.clone().any(|l| p.scope.serves_listener(l)))
+                    .collect();
+                let all_acked = serving
+                    .iter()
+                    .all(|p| p.acked.and_then(|a| a.get(&key)) == Some(&want));
+                if !serving.is_empty() && all_acked {
                     Condition::new("Programmed", true, "Programmed", "", generation)
                 } else {
                     Condition::new(
                         "Programmed",
                         false,
                         "Pending",
-                        "waiting for every proxy to acknowledge the certificate",
+                        "waiting for every proxy serving its listeners to acknowledge the certificate",
                         generation,
                     )
                 }

@@ -12,8 +12,21 @@ fn statuses(docs: &[&str]) -> Statuses {
     let objects = parse(docs);
     let plan = plan(&objects, &pool(), &BTreeMap::new());
     let all = plan.translation.resources.clone();
-    let programmed = programmed(&plan, &[&all]);
-    compute(&objects, &plan, &programmed)
+    let programmed = programmed(&plan, &[proxy(&Scope::All, Some(&all))]);
+    compute_with(&objects, &plan, &programmed)
+}
+
+/// A connected proxy serving `scope` that acknowledged `acked`.
+fn proxy<'a>(
+    scope: &'a Scope,
+    acked: Option<&'a BTreeMap<ResourceKey, Resource>>,
+) -> ProxyAcks<'a> {
+    ProxyAcks {
+        name: "p1".into(),
+        scope,
+        acked,
+        rejection: None,
+    }
 }
 
 fn cond<'a>(conditions: &'a [Condition], kind: &str) -> (&'a str, &'a str) {
@@ -232,15 +245,94 @@ fn programmed_waits_for_every_proxy() {
     let plan = plan(&objects, &pool(), &BTreeMap::new());
     let all = plan.translation.resources.clone();
     let empty = BTreeMap::new();
-    assert!(programmed(&plan, &[&all, &empty]).is_empty());
-    let s = compute(&objects, &plan, &programmed(&plan, &[&all, &empty]));
+    let half = [
+        proxy(&Scope::All, Some(&all)),
+        proxy(&Scope::All, Some(&empty)),
+    ];
+    assert!(programmed(&plan, &half).gateways.is_empty());
+    let s = compute_with(&objects, &plan, &programmed(&plan, &half));
     let g = &s.gateways[0].status;
     assert_eq!(cond(&g.conditions, "Programmed"), ("False", "Pending"));
+    assert_eq!(
+        message(&g.conditions, "Programmed"),
+        "waiting for 1 of 2 proxies serving this Gateway to acknowledge the configuration"
+    );
     assert_eq!(
         cond(&g.listeners[0].conditions, "Programmed"),
         ("False", "Pending")
     );
-    assert_eq!(programmed(&plan, &[&all, &all]).len(), 1);
+    // Not yet through its first snapshot counts as behind too.
+    let unknown = [proxy(&Scope::All, None)];
+    assert!(programmed(&plan, &unknown).gateways.is_empty());
+    let both = [
+        proxy(&Scope::All, Some(&all)),
+        proxy(&Scope::All, Some(&all)),
+    ];
+    assert_eq!(programmed(&plan, &both).gateways.len(), 1);
+}
+
+fn message<'a>(conditions: &'a [Condition], kind: &str) -> &'a str {
+    &conditions.iter().find(|c| c.kind == kind).unwrap().message
+}
+
+#[test]
+fn a_gateway_no_connected_proxy_serves_is_not_programmed() {
+    let objects = parse(&[CLASS, &gateway("ns", "gw", 8080, "")]);
+    let plan = plan(&objects, &pool(), &BTreeMap::new());
+    let all = plan.translation.resources.clone();
+    // A proxy serving another Gateway does not count.
+    let other = Scope::parse(&["ns/other"]).unwrap();
+    for proxies in [vec![], vec![proxy(&other, Some(&all))]] {
+        let p = programmed(&plan, &proxies);
+        assert!(p.gateways.is_empty());
+        let s = compute_with(&objects, &plan, &p);
+        let g = &s.gateways[0].status;
+        assert_eq!(cond(&g.conditions, "Programmed"), ("False", "Pending"));
+        assert_eq!(
+            message(&g.conditions, "Programmed"),
+            "no proxy serving this Gateway is connected to the controller"
+        );
+    }
+    let mine = Scope::parse(&["ns/gw"]).unwrap();
+    assert_eq!(
+        programmed(&plan, &[proxy(&mine, Some(&all))])
+            .gateways
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_rejected_update_shows_in_the_affected_gateway_only() {
+    let objects = parse(&[
+        CLASS,
+        &gateway("ns", "gw", 8080, ""),
+        &gateway("ns", "other", 8081, ""),
+    ]);
+    let plan = plan(&objects, &pool(), &BTreeMap::new());
+    let all = plan.translation.resources.clone();
+    let rejection = crate::distribute::Rejection {
+        version: 7,
+        error: "HTTPRoute ns/r: bad regex".into(),
+        gateways: [("ns".to_string(), "gw".to_string())].into(),
+    };
+    let mut p = proxy(&Scope::All, Some(&all));
+    p.rejection = Some(&rejection);
+    let programming = programmed(&plan, &[p]);
+    assert_eq!(
+        programming.gateways,
+        [("ns".to_string(), "other".to_string())].into()
+    );
+    let s = compute_with(&objects, &plan, &programming);
+    let gw = s.gateways.iter().find(|g| g.name == "gw").unwrap();
+    assert_eq!(
+        cond(&gw.status.conditions, "Programmed"),
+        ("False", "Pending")
+    );
+    assert_eq!(
+        message(&gw.status.conditions, "Programmed"),
+        "proxy p1 rejected config version 7: HTTPRoute ns/r: bad regex"
+    );
 }
 
 fn listener_set(ns: &str, name: &str, created: &str, listeners: &str) -> String {

@@ -157,7 +157,14 @@ fn reconcile(world: &World, memory: &mut Memory) -> Reconciled {
     );
     add_to(&mut plan.translation.resources, &outcomes);
     let resources = plan.translation.resources;
-    let statuses = certificate_statuses(&world.tenancy, &tenancy, &outcomes, &[&resources])
+    // One proxy serving every Gateway, having acknowledged everything.
+    let proxy = crate::status::ProxyAcks {
+        name: "proxy".into(),
+        scope: &gatehouse_core::scope::Scope::All,
+        acked: Some(&resources),
+        rejection: None,
+    };
+    let statuses = certificate_statuses(&world.tenancy, &tenancy, &outcomes, &[proxy])
         .into_iter()
         .map(|n| (n.name, n.status))
         .collect();

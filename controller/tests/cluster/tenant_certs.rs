@@ -186,8 +186,9 @@ async fn tenant_certificates_are_served_renewed_kept_when_broken_and_removed() {
     let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
         .await
         .expect("API client");
-    let (_proxy, admin) = start_proxy().await;
-    let controller = start_controller(&client, admin, None);
+    let config_port = free_port();
+    let _proxy = start_proxy(&[config_port], &[]);
+    let controller = start_controller(&client, config_port, None);
 
     let suffix = unique();
     let infra = format!("gh-tcinfra-{suffix}");
