@@ -8,6 +8,7 @@ use crate::proxies::{self, Config as ProxyConfig, ProxyHandle};
 use crate::status;
 use crate::tenancy;
 use crate::watch::Caches;
+use crate::write_queue::WriteQueue;
 use crate::writer::StatusWriter;
 use gatehouse_core::manifest::Object;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -18,6 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+
+/// Status writes sent to the API server at once: enough to keep up with thousands of
+/// routes changing together, few enough not to crowd out the watches.
+const STATUS_WRITES_IN_FLIGHT: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -54,7 +59,11 @@ pub async fn run(client: Client, config: Config) {
         config,
         desired,
         proxies,
-        writer: StatusWriter::new(client),
+        writer: StatusWriter::new(WriteQueue::spawn(
+            client,
+            &mut tasks,
+            STATUS_WRITES_IN_FLIGHT,
+        )),
         memory: BTreeMap::new(),
         reported: BTreeSet::new(),
     };
@@ -131,13 +140,9 @@ impl Reconciler {
         statuses.tenant_routes =
             status::route_statuses(&tenancy_objects, &tenancy, &plan, &programmed_routes);
         statuses.tenants = status::tenant_statuses(&tenancy_objects, &tenancy);
-        for e in self
-            .writer
-            .write(&statuses, &objects, &tenancy_objects)
-            .await
-        {
-            tracing::warn!("{e}");
-        }
+        // Queued, not awaited: the proxies never wait for status.
+        let queued = self.writer.write(&statuses, &objects, &tenancy_objects);
+        tracing::debug!(queued, "status writes queued");
     }
 
     fn log_problems(&mut self, problems: &[gatehouse_core::translate::Problem]) {

@@ -15,6 +15,7 @@ pub mod tenancy;
 #[cfg(test)]
 mod testing;
 pub mod watch;
+pub mod write_queue;
 pub mod writer;
 
 pub use controller::{Config, run};
