@@ -314,7 +314,7 @@ async fn apply_status(client: &Client, target: &Target, status: &Value) -> Resul
         "Gateway" => (GATEWAY_API_VERSION, "gateways"),
         "HTTPRoute" => (GATEWAY_API_VERSION, "httproutes"),
         "GRPCRoute" => (GATEWAY_API_VERSION, "grpcroutes"),
-        "TLSRoute" => ("gateway.networking.k8s.io/v1alpha2", "tlsroutes"),
+        "TLSRoute" => (GATEWAY_API_VERSION, "tlsroutes"),
         "Tenant" => (TENANCY_API_VERSION, "tenants"),
         "TenantRoute" => (TENANCY_API_VERSION, "tenantroutes"),
         "TenantCertificate" => (TENANCY_API_VERSION, "tenantcertificates"),

@@ -43,6 +43,8 @@ impl StatusWriter {
         push(&mut desired, "GatewayClass", &statuses.classes);
         push(&mut desired, "Gateway", &statuses.gateways);
         push(&mut desired, "HTTPRoute", &statuses.routes);
+        push(&mut desired, "GRPCRoute", &statuses.grpc_routes);
+        push(&mut desired, "TLSRoute", &statuses.tls_routes);
         push(&mut desired, "TenantRoute", &statuses.tenant_routes);
         push(&mut desired, "Tenant", &statuses.tenants);
         // Built on first need: when nothing changed, no status is looked up at all.
@@ -124,7 +126,7 @@ impl<'a> Cached<'a> {
 fn stamped(d: &Desired, before: &Value, current: &Value, now: &str) -> Value {
     let mut status = d.plain.clone();
     match d.target.kind {
-        "HTTPRoute" => {
+        "HTTPRoute" | "GRPCRoute" | "TLSRoute" => {
             for parent in status.as_array_mut().into_iter().flatten() {
                 let old = find(&before["parents"], |p| {
                     p["parentRef"] == parent["parentRef"]
@@ -166,6 +168,8 @@ fn current_status(object: &Object) -> Option<Value> {
         Object::GatewayClass(o) => to_value(&o.status),
         Object::Gateway(o) => to_value(&o.status),
         Object::HttpRoute(o) => to_value(&o.status),
+        Object::GrpcRoute(o) => to_value(&o.status),
+        Object::TlsRoute(o) => to_value(&o.status),
         _ => return None,
     };
     Some(status)
