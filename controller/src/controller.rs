@@ -33,6 +33,8 @@ pub struct Config {
     pub debounce: Duration,
     /// Leader election; without it this replica always leads (tests, single replica).
     pub lease: Option<LeaseConfig>,
+    /// How often an optional kind whose CRD is not installed is looked for again.
+    pub crd_recheck: Duration,
 }
 
 /// Runs until the future is dropped; dropping it stops every watch and proxy task.
@@ -44,7 +46,7 @@ pub async fn run(client: Client, config: Config) {
         let api: Api<Lease> = Api::namespaced(client.clone(), &lease.namespace);
         tasks.spawn(leader::run(api, lease, leading_tx));
     }
-    let caches = Caches::start(&client, &mut tasks, &changed);
+    let caches = Caches::start(&client, &mut tasks, &changed, config.crd_recheck);
     tracing::info!("waiting for the watch caches to fill");
     caches.ready().await;
     tracing::info!("watch caches ready");
