@@ -202,7 +202,8 @@ where
     loop {
         let wait = match api.list_metadata(&ListParams::default().limit(1)).await {
             Ok(_) => break,
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
+            // A resource the API server does not serve answers a plain-text 404, not a Status.
+            Err(kube::Error::Api(status)) if status.code == 404 => {
                 if let Some(f) = on_missing.take() {
                     tracing::warn!(
                         %kind,
