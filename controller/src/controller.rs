@@ -10,6 +10,7 @@ use crate::status;
 use crate::tenancy;
 use crate::tenant_certs;
 use crate::watch::Caches;
+use crate::write_queue::WriteQueue;
 use crate::writer::StatusWriter;
 use gatehouse_core::manifest::Object;
 use gatehouse_core::scope::Config as ProxyConfig;
@@ -31,6 +32,10 @@ pub enum RunError {
     },
 }
 
+/// Status writes sent to the API server at once: enough to keep up with thousands of
+/// routes changing together, few enough not to crowd out the watches.
+const STATUS_WRITES_IN_FLIGHT: usize = 16;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where proxies connect for their config stream.
@@ -42,6 +47,8 @@ pub struct Config {
     pub lease: Option<LeaseConfig>,
     /// Config API URL given to provisioned proxies whose class parameters name none.
     pub proxy_controller_url: Option<String>,
+    /// How often an optional kind whose CRD is not installed is looked for again.
+    pub crd_recheck: Duration,
 }
 
 /// Runs until the future is dropped; dropping it stops every watch and proxy stream.
@@ -75,7 +82,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
             tracing::error!("config API stopped: {e}");
         }
     });
-    let caches = Caches::start(&client, &mut tasks, &changed);
+    let caches = Caches::start(&client, &mut tasks, &changed, config.crd_recheck);
     tracing::info!("waiting for the watch caches to fill");
     caches.ready().await;
     tracing::info!("watch caches ready");
@@ -85,7 +92,11 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
         desired,
         registry,
         provisioner: Provisioner::new(client.clone()),
-        writer: StatusWriter::new(client),
+        writer: StatusWriter::new(WriteQueue::spawn(
+            client,
+            &mut tasks,
+            STATUS_WRITES_IN_FLIGHT,
+        )),
         memory: BTreeMap::new(),
         reported: BTreeSet::new(),
         certificates: tenant_certs::Memory::default(),
@@ -176,13 +187,9 @@ impl Reconciler {
         statuses.tenants = status::tenant_statuses(&tenancy_objects, &tenancy);
         statuses.tenant_certificates =
             status::certificate_statuses(&tenancy_objects, &tenancy, &certificates, &proxies);
-        for e in self
-            .writer
-            .write(&statuses, &objects, &tenancy_objects)
-            .await
-        {
-            tracing::warn!("{e}");
-        }
+        // Queued, not awaited: the proxies never wait for status.
+        let queued = self.writer.write(&statuses, &objects, &tenancy_objects);
+        tracing::debug!(queued, "status writes queued");
     }
 
     /// In-cluster classes: applies provisioned proxies, removes unwanted ones, and returns

@@ -17,6 +17,7 @@ pub mod tenant_certs;
 #[cfg(test)]
 mod testing;
 pub mod watch;
+pub mod write_queue;
 pub mod writer;
 
 pub use controller::{Config, RunError, run};

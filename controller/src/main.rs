@@ -51,6 +51,10 @@ enum Command {
         /// Seconds an unrenewed Lease stays its holder's.
         #[arg(long, default_value_t = 15)]
         lease_seconds: u64,
+        /// Seconds between looks for an optional CRD (GRPCRoute, TLSRoute, ReferenceGrant,
+        /// gatehouse.dev kinds) that is not installed.
+        #[arg(long, default_value_t = 30)]
+        crd_recheck_seconds: u64,
     },
 }
 
@@ -73,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             lease_name,
             identity,
             lease_seconds,
+            crd_recheck_seconds,
         } => {
             let lease = leader_election.then(|| LeaseConfig {
                 namespace: lease_namespace,
@@ -90,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
                 debounce: Duration::from_millis(debounce_ms),
                 lease,
                 proxy_controller_url,
+                crd_recheck: Duration::from_secs(crd_recheck_seconds.max(1)),
             };
             gatehouse_controller::run(client, config).await?;
             Ok(())

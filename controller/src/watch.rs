@@ -1,5 +1,11 @@
 //! Watch caches over the kinds the translation reads. Each change, of any kind, pokes one
 //! `Notify`; the reconciler debounces and re-reads every cache whole.
+//!
+//! GatewayClass, Gateway and HTTPRoute are required: the caches are not ready until they
+//! are listed. The other custom kinds (GRPCRoute, TLSRoute, ReferenceGrant, the
+//! gatehouse.dev kinds) are optional: a cluster without their CRD must still be served, so
+//! a missing one is logged, counts as listed and empty, and is looked for again every
+//! `recheck` until it appears.
 
 use crate::tenancy::TenancyObjects;
 use futures_util::StreamExt;
@@ -15,12 +21,14 @@ use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::ListParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -49,33 +57,44 @@ pub struct Caches {
 impl Caches {
     /// Starts one watch per kind on `tasks`; they run (and retry with backoff) until the
     /// set is dropped.
-    pub fn start(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> Caches {
+    /// `recheck` is how often a missing optional kind is looked for again.
+    pub fn start(
+        client: &Client,
+        tasks: &mut JoinSet<()>,
+        changed: &Arc<Notify>,
+        recheck: Duration,
+    ) -> Caches {
+        let required = Presence::Required;
+        let optional = Presence::Optional { recheck };
+        let all = watcher::Config::default;
         Caches {
-            classes: cache(client, tasks, changed),
-            gateways: cache(client, tasks, changed),
-            routes: cache(client, tasks, changed),
-            grpc_routes: cache(client, tasks, changed),
-            tls_routes: cache(client, tasks, changed),
-            listener_sets: cache(client, tasks, changed),
-            secrets: cache_with(
+            classes: cache(client, tasks, changed, all(), required),
+            gateways: cache(client, tasks, changed, all(), required),
+            routes: cache(client, tasks, changed, all(), required),
+            grpc_routes: cache(client, tasks, changed, all(), optional),
+            tls_routes: cache(client, tasks, changed, all(), optional),
+            listener_sets: cache(client, tasks, changed, all(), optional),
+            secrets: cache(
                 client,
                 tasks,
                 changed,
-                watcher::Config::default().fields("type=kubernetes.io/tls"),
+                all().fields("type=kubernetes.io/tls"),
+                required,
             ),
-            grants: cache(client, tasks, changed),
-            services: cache(client, tasks, changed),
-            slices: cache(client, tasks, changed),
-            namespaces: cache(client, tasks, changed),
-            tenants: cache(client, tasks, changed),
-            tenant_routes: cache(client, tasks, changed),
-            tenant_certificates: cache(client, tasks, changed),
-            class_configs: cache(client, tasks, changed),
-            provisioned: cache_with(
+            grants: cache(client, tasks, changed, all(), optional),
+            services: cache(client, tasks, changed, all(), required),
+            slices: cache(client, tasks, changed, all(), required),
+            namespaces: cache(client, tasks, changed, all(), required),
+            tenants: cache(client, tasks, changed, all(), optional),
+            tenant_routes: cache(client, tasks, changed, all(), optional),
+            tenant_certificates: cache(client, tasks, changed, all(), optional),
+            class_configs: cache(client, tasks, changed, all(), optional),
+            provisioned: cache(
                 client,
                 tasks,
                 changed,
-                watcher::Config::default().labels(&crate::provision::apply::managed_selector()),
+                all().labels(&crate::provision::apply::managed_selector()),
+                required,
             ),
         }
     }
@@ -148,31 +167,41 @@ impl Caches {
     }
 }
 
-fn cache<K>(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    cache_with(client, tasks, changed, watcher::Config::default())
+/// Whether the caches may be ready without the kind being served.
+#[derive(Clone, Copy, Debug)]
+enum Presence {
+    Required,
+    Optional { recheck: Duration },
 }
 
-fn cache_with<K>(
+fn cache<K>(
     client: &Client,
     tasks: &mut JoinSet<()>,
     changed: &Arc<Notify>,
     config: watcher::Config,
+    presence: Presence,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = reflector::store();
     let api: Api<K> = Api::all(client.clone());
     let changed = changed.clone();
-    let stream = watcher(api, config)
-        .default_backoff()
-        // Field ownership is never read here and is most of a small object's size.
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer);
     tasks.spawn(async move {
+        if let Presence::Optional { recheck } = presence {
+            wait_until_served(&api, recheck, || {
+                // Listed, and empty: the caches can be ready without this kind.
+                writer.apply_watcher_event(&watcher::Event::Init);
+                writer.apply_watcher_event(&watcher::Event::InitDone);
+                changed.notify_one();
+            })
+            .await;
+        }
+        let stream = watcher(api, config)
+            .default_backoff()
+            // Field ownership is never read here and is most of a small object's size.
+            .modify(|o| o.managed_fields_mut().clear())
+            .reflect(writer);
         futures_util::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
@@ -187,4 +216,41 @@ where
         }
     });
     reader
+}
+
+/// Returns once the API server serves `K`. While it does not, calls `on_missing` once and
+/// looks again every `recheck`; errors other than "not found" are retried the same way.
+async fn wait_until_served<K>(api: &Api<K>, recheck: Duration, on_missing: impl FnOnce())
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let kind = K::kind(&());
+    let mut on_missing = Some(on_missing);
+    loop {
+        let wait = match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => break,
+            // A resource the API server does not serve answers a plain-text 404, not a Status.
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                if let Some(f) = on_missing.take() {
+                    tracing::warn!(
+                        %kind,
+                        "{kind} is not served by the API server (CRD not installed): not watching it, \
+                         looking again every {}s",
+                        recheck.as_secs_f64()
+                    );
+                    f();
+                }
+                recheck
+            }
+            // Most likely the API server is briefly away: soon, not after a whole recheck.
+            Err(e) => {
+                tracing::warn!(%kind, "could not check whether {kind} is served, looking again: {e}");
+                recheck.min(Duration::from_secs(1))
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+    if on_missing.is_none() {
+        tracing::info!(%kind, "{kind} is served now: watching it");
+    }
 }

@@ -1,238 +1,175 @@
-//! Writes computed status with server-side apply on the status subresource.
+//! Turns computed status into the writes the [`WriteQueue`] sends: server-side apply on the
+//! status subresource, off the reconcile path.
 //!
 //! Two things keep writes from feeding back into endless reconciles: a condition keeps its
 //! `lastTransitionTime` while its status is unchanged, and a status identical to the one
-//! last written for the same object (by uid) is not sent again.
+//! last accepted for the same object (by uid) is not queued again.
 
 use crate::status::{Named, Statuses};
 use crate::tenancy::TenancyObjects;
+use crate::write_queue::{Desired, Target, WriteQueue};
 use gatehouse_core::manifest::Object;
-use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
-use gateway_api::experimental::gatewayclasses::GatewayClass;
-use gateway_api::experimental::gateways::Gateway;
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::listenersets::ListenerSet;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use thiserror::Error;
 
-pub const FIELD_MANAGER: &str = "gatehouse";
-const API_VERSION: &str = "gateway.networking.k8s.io/v1";
-const TENANCY_API_VERSION: &str = "gatehouse.dev/v1alpha1";
-
-#[derive(Debug, Error)]
-#[error("{object}: status: {source}")]
-pub struct WriteError {
-    /// `HTTPRoute ns/name`.
-    pub object: String,
-    pub source: kube::Error,
-}
+pub use crate::write_queue::{FIELD_MANAGER, WriteError};
 
 pub struct StatusWriter {
-    client: Client,
-    /// Last status written, by kind and uid.
-    written: HashMap<(&'static str, String), Value>,
+    queue: WriteQueue,
 }
 
 impl StatusWriter {
-    pub fn new(client: Client) -> Self {
-        StatusWriter {
-            client,
-            written: HashMap::new(),
-        }
+    pub fn new(queue: WriteQueue) -> Self {
+        StatusWriter { queue }
     }
 
-    /// Forgets what was written, so the next write sends everything again (another
-    /// replica may have written in between).
+    /// Forgets what was written and drops what is queued, so the next write sends
+    /// everything again (another replica may have written in between).
     pub fn forget(&mut self) {
-        self.written.clear();
+        self.queue.forget();
     }
 
-    /// Writes what changed; errors are returned, not fatal: the next reconcile retries.
-    pub async fn write(
+    /// Queues what changed and returns at once; returns how many statuses were queued.
+    pub fn write(
         &mut self,
         statuses: &Statuses,
         objects: &[Object],
         tenancy: &TenancyObjects,
-    ) -> Vec<WriteError> {
-        let mut errors = Vec::new();
+    ) -> usize {
         let now = Timestamp::now().to_string();
-        let current = |kind: &str, ns: &Option<String>, name: &str| {
-            objects
-                .iter()
-                .find(|o| o.kind() == kind && o.namespace() == ns.as_deref() && o.name() == name)
-                .and_then(current_status)
-                .unwrap_or(Value::Null)
-        };
-        for c in &statuses.classes {
-            let old = current("GatewayClass", &c.namespace, &c.name);
-            let mut status = to_value(&c.status);
-            stamp(&mut status["conditions"], &old["conditions"], &now);
-            let api: Api<GatewayClass> = Api::all(self.client.clone());
-            self.apply(&api, "GatewayClass", c, status, &mut errors)
-                .await;
-        }
-        for g in &statuses.gateways {
-            let old = current("Gateway", &g.namespace, &g.name);
-            let mut status = to_value(&g.status);
-            stamp(&mut status["conditions"], &old["conditions"], &now);
-            for listener in status["listeners"].as_array_mut().into_iter().flatten() {
-                let before = find(&old["listeners"], |l| l["name"] == listener["name"]);
-                stamp(&mut listener["conditions"], &before["conditions"], &now);
+        let mut desired = Vec::new();
+        push(&mut desired, "GatewayClass", &statuses.classes);
+        push(&mut desired, "Gateway", &statuses.gateways);
+        push(&mut desired, "ListenerSet", &statuses.listener_sets);
+        push(&mut desired, "HTTPRoute", &statuses.routes);
+        push(&mut desired, "GRPCRoute", &statuses.grpc_routes);
+        push(&mut desired, "TLSRoute", &statuses.tls_routes);
+        push(&mut desired, "TenantRoute", &statuses.tenant_routes);
+        push(&mut desired, "Tenant", &statuses.tenants);
+        push(
+            &mut desired,
+            "TenantCertificate",
+            &statuses.tenant_certificates,
+        );
+        // Built on first need: when nothing changed, no status is looked up at all.
+        let mut cached: Option<Cached> = None;
+        self.queue.submit(desired, |d, written| {
+            let cached = cached.get_or_insert_with(|| Cached::new(objects, tenancy));
+            let current = cached.status(&d.target, &d.id.1);
+            stamped(d, written.unwrap_or(&current), &current, &now)
+        })
+    }
+}
+
+fn push<T: Serialize>(out: &mut Vec<Desired>, kind: &'static str, statuses: &[Named<T>]) {
+    out.extend(statuses.iter().map(|n| Desired {
+        id: (kind, n.uid.clone().unwrap_or_else(|| n.name.clone())),
+        target: Target {
+            kind,
+            namespace: n.namespace.clone(),
+            name: n.name.clone(),
+        },
+        plain: to_value(&n.status),
+    }));
+}
+
+/// The status each object carries in the watch caches, found by name (or uid for the
+/// tenancy kinds).
+struct Cached<'a> {
+    by_name: HashMap<(&'a str, Option<&'a str>, &'a str), &'a Object>,
+    tenancy: &'a TenancyObjects,
+    tenancy_by_uid: HashMap<(&'static str, &'a str), usize>,
+}
+
+impl<'a> Cached<'a> {
+    fn new(objects: &'a [Object], tenancy: &'a TenancyObjects) -> Self {
+        let by_name = objects
+            .iter()
+            .map(|o| ((o.kind(), o.namespace(), o.name()), o))
+            .collect();
+        let mut tenancy_by_uid = HashMap::new();
+        for (i, r) in tenancy.routes.iter().enumerate() {
+            if let Some(uid) = r.metadata.uid.as_deref() {
+                tenancy_by_uid.insert(("TenantRoute", uid), i);
             }
-            let api: Api<Gateway> = Api::namespaced(
-                self.client.clone(),
-                g.namespace.as_deref().unwrap_or_default(),
-            );
-            self.apply(&api, "Gateway", g, status, &mut errors).await;
         }
-        for set in &statuses.listener_sets {
-            let old = current("ListenerSet", &set.namespace, &set.name);
-            let mut status = to_value(&set.status);
-            stamp(&mut status["conditions"], &old["conditions"], &now);
-            for listener in status["listeners"].as_array_mut().into_iter().flatten() {
-                let before = find(&old["listeners"], |l| l["name"] == listener["name"]);
-                stamp(&mut listener["conditions"], &before["conditions"], &now);
+        for (i, t) in tenancy.tenants.iter().enumerate() {
+            if let Some(uid) = t.metadata.uid.as_deref() {
+                tenancy_by_uid.insert(("Tenant", uid), i);
             }
-            let api: Api<ListenerSet> = Api::namespaced(
-                self.client.clone(),
-                set.namespace.as_deref().unwrap_or_default(),
-            );
-            self.apply(&api, "ListenerSet", set, status, &mut errors)
-                .await;
         }
-        for r in &statuses.routes {
-            let old = current("HTTPRoute", &r.namespace, &r.name);
-            let mut ours = to_value(&r.status);
-            for parent in ours.as_array_mut().into_iter().flatten() {
-                let before = find(&old["parents"], |p| {
+        for (i, c) in tenancy.certificates.iter().enumerate() {
+            if let Some(uid) = c.metadata.uid.as_deref() {
+                tenancy_by_uid.insert(("TenantCertificate", uid), i);
+            }
+        }
+        Cached {
+            by_name,
+            tenancy,
+            tenancy_by_uid,
+        }
+    }
+
+    fn status(&self, target: &Target, uid: &str) -> Value {
+        match target.kind {
+            "TenantRoute" => self
+                .tenancy_by_uid
+                .get(&("TenantRoute", uid))
+                .map(|i| to_value(&self.tenancy.routes[*i].status)),
+            "Tenant" => self
+                .tenancy_by_uid
+                .get(&("Tenant", uid))
+                .map(|i| to_value(&self.tenancy.tenants[*i].status)),
+            "TenantCertificate" => self
+                .tenancy_by_uid
+                .get(&("TenantCertificate", uid))
+                .map(|i| to_value(&self.tenancy.certificates[*i].status)),
+            kind => self
+                .by_name
+                .get(&(kind, target.namespace.as_deref(), target.name.as_str()))
+                .and_then(|o| current_status(o)),
+        }
+        .unwrap_or(Value::Null)
+    }
+}
+
+/// The status to send: `plain` with every condition's `lastTransitionTime` carried over
+/// from `before` while its status holds. `current` is what the object carries now, whose
+/// other controllers' route parents are kept.
+fn stamped(d: &Desired, before: &Value, current: &Value, now: &str) -> Value {
+    let mut status = d.plain.clone();
+    match d.target.kind {
+        "HTTPRoute" | "GRPCRoute" | "TLSRoute" => {
+            for parent in status.as_array_mut().into_iter().flatten() {
+                let old = find(&before["parents"], |p| {
                     p["parentRef"] == parent["parentRef"]
                         && p["controllerName"] == parent["controllerName"]
                 });
-                stamp(&mut parent["conditions"], &before["conditions"], &now);
+                stamp(&mut parent["conditions"], &old["conditions"], now);
             }
             // `status.parents` is an atomic list: applying it replaces the whole list, so
             // other controllers' entries are carried over as they are.
-            let mut parents: Vec<Value> = old["parents"]
+            let mut parents: Vec<Value> = current["parents"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter(|p| p["controllerName"] != crate::plan::CONTROLLER_NAME)
                 .cloned()
                 .collect();
-            parents.extend(ours.as_array().cloned().unwrap_or_default());
-            let api: Api<HttpRoute> = Api::namespaced(
-                self.client.clone(),
-                r.namespace.as_deref().unwrap_or_default(),
-            );
-            self.apply(
-                &api,
-                "HTTPRoute",
-                r,
-                json!({ "parents": parents }),
-                &mut errors,
-            )
-            .await;
+            parents.extend(status.as_array().cloned().unwrap_or_default());
+            json!({ "parents": parents })
         }
-        for r in &statuses.tenant_routes {
-            let old = tenancy
-                .routes
-                .iter()
-                .find(|o| o.metadata.uid == r.uid)
-                .map(|o| to_value(&o.status))
-                .unwrap_or(Value::Null);
-            let mut status = to_value(&r.status);
-            stamp(&mut status["conditions"], &old["conditions"], &now);
-            let api: Api<TenantRoute> = Api::namespaced(
-                self.client.clone(),
-                r.namespace.as_deref().unwrap_or_default(),
-            );
-            self.apply(&api, "TenantRoute", r, status, &mut errors)
-                .await;
-        }
-        for t in &statuses.tenants {
-            let old = tenancy
-                .tenants
-                .iter()
-                .find(|o| o.metadata.uid == t.uid)
-                .map(|o| to_value(&o.status))
-                .unwrap_or(Value::Null);
-            let mut status = to_value(&t.status);
-            stamp(&mut status["conditions"], &old["conditions"], &now);
-            let api: Api<Tenant> = Api::all(self.client.clone());
-            self.apply(&api, "Tenant", t, status, &mut errors).await;
-        }
-        for c in &statuses.tenant_certificates {
-            let old = tenancy
-                .certificates
-                .iter()
-                .find(|o| o.metadata.uid == c.uid)
-                .map(|o| to_value(&o.status))
-                .unwrap_or(Value::Null);
-            let mut status = to_value(&c.status);
-            stamp(&mut status["conditions"], &old["conditions"], &now);
-            let api: Api<TenantCertificate> = Api::namespaced(
-                self.client.clone(),
-                c.namespace.as_deref().unwrap_or_default(),
-            );
-            self.apply(&api, "TenantCertificate", c, status, &mut errors)
-                .await;
-        }
-        errors
-    }
-
-    async fn apply<K, T>(
-        &mut self,
-        api: &Api<K>,
-        kind: &'static str,
-        named: &Named<T>,
-        status: Value,
-        errors: &mut Vec<WriteError>,
-    ) where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        let id = (
-            kind,
-            named.uid.clone().unwrap_or_else(|| named.name.clone()),
-        );
-        if self.written.get(&id) == Some(&status) {
-            return;
-        }
-        let mut metadata = json!({ "name": named.name });
-        if let Some(ns) = &named.namespace {
-            metadata["namespace"] = json!(ns);
-        }
-        let api_version = match kind {
-            "TenantRoute" | "Tenant" | "TenantCertificate" => TENANCY_API_VERSION,
-            _ => API_VERSION,
-        };
-        let patch = json!({
-            "apiVersion": api_version,
-            "kind": kind,
-            "metadata": metadata,
-            "status": status,
-        });
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api
-            .patch_status(&named.name, &params, &Patch::Apply(&patch))
-            .await
-        {
-            Ok(_) => {
-                self.written.insert(id, status);
+        kind => {
+            stamp(&mut status["conditions"], &before["conditions"], now);
+            if matches!(kind, "Gateway" | "ListenerSet") {
+                for listener in status["listeners"].as_array_mut().into_iter().flatten() {
+                    let old = find(&before["listeners"], |l| l["name"] == listener["name"]);
+                    stamp(&mut listener["conditions"], &old["conditions"], now);
+                }
             }
-            // Deleted since the snapshot: nothing left to report on.
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(source) => errors.push(WriteError {
-                object: match &named.namespace {
-                    Some(ns) => format!("{kind} {ns}/{}", named.name),
-                    None => format!("{kind} {}", named.name),
-                },
-                source,
-            }),
+            status
         }
     }
 }
@@ -246,6 +183,8 @@ fn current_status(object: &Object) -> Option<Value> {
         Object::GatewayClass(o) => to_value(&o.status),
         Object::Gateway(o) => to_value(&o.status),
         Object::HttpRoute(o) => to_value(&o.status),
+        Object::GrpcRoute(o) => to_value(&o.status),
+        Object::TlsRoute(o) => to_value(&o.status),
         Object::ListenerSet(o) => to_value(&o.status),
         _ => return None,
     };

@@ -245,6 +245,7 @@ fn start_controller(
             debounce: Duration::from_millis(50),
             lease,
             proxy_controller_url: None,
+            crd_recheck: Duration::from_secs(1),
         },
     ))
 }
@@ -769,5 +770,139 @@ async fn a_standby_takes_over_from_a_dead_leader_and_traffic_keeps_flowing() {
         r.abort();
     }
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    let _ = classes.delete(&class, &DeleteParams::default()).await;
+}
+
+/// A cluster without an optional CRD (here TenantRoute's) is still served: the controller's
+/// caches become ready without it, and once the CRD is installed the controller notices
+/// (its recheck is 1 s in these tests) and serves the new kind too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_optional_crd_does_not_stall_the_controller() {
+    use gatehouse_crds::{Tenant, TenantRoute};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    init_tracing();
+    install_crds(&kubeconfig);
+    let client: Client = gatehouse_controller::client::connect(Some(&kubeconfig))
+        .await
+        .expect("API client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let _ = crds
+        .delete("tenantroutes.gatehouse.dev", &DeleteParams::default())
+        .await;
+    let all_tenant_routes: Api<TenantRoute> = Api::all(client.clone());
+    eventually("TenantRoute is no longer served", || async {
+        match all_tenant_routes
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.to_string()),
+            Ok(_) => Err("still served".into()),
+        }
+    })
+    .await;
+
+    let config_port = free_port();
+    let _proxy = start_proxy(&[config_port], &[]);
+    let controller = start_controller(&client, config_port, None);
+    let suffix = unique();
+    let ns = format!("gh-nocrd-{suffix}");
+    let class = format!("gatehouse-nocrd-{suffix}");
+    let port = free_port();
+    let namespaces = Api::<Namespace>::all(client.clone());
+    apply(
+        &namespaces,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .await;
+    let classes: Api<GatewayClass> = Api::all(client.clone());
+    apply(
+        &classes,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": class},
+            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
+        }),
+    )
+    .await;
+    let gateways: Api<Gateway> = Api::namespaced(client.clone(), &ns);
+    apply(&gateways, json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw", "namespace": ns},
+        "spec": {"gatewayClassName": class, "listeners": [{"name": "http", "protocol": "HTTP", "port": port}]},
+    })).await;
+    echo_service(&client, &ns, start_echo(host_address(), "nocrd-echo").await).await;
+    apply(
+        &Api::<HttpRoute>::namespaced(client.clone(), &ns),
+        route(&ns, "web", "/", "echo"),
+    )
+    .await;
+    let address: IpAddr = eventually("the Gateway has an address", || async {
+        let g = gateways.get("gw").await.map_err(|e| e.to_string())?;
+        let addresses = g.status.and_then(|s| s.addresses).unwrap_or_default();
+        let first = addresses.first().ok_or("no address")?;
+        first.value.parse::<IpAddr>().map_err(|e| e.to_string())
+    })
+    .await;
+    let gateway_addr = SocketAddr::new(address, port);
+    eventually(
+        "the HTTPRoute is served without the TenantRoute CRD",
+        || async {
+            match get_status(gateway_addr, "app.example.com", "/").await? {
+                200 => Ok(()),
+                other => Err(format!("got {other}")),
+            }
+        },
+    )
+    .await;
+
+    // The CRD comes back: a TenantRoute created now is served without a restart.
+    install_crds(&kubeconfig);
+    let host = format!("www.nocrd-{suffix}.example.com");
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let tenant = format!("nocrd-{suffix}");
+    apply(&tenants, json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": tenant},
+        "spec": {
+            "namespaces": {"names": [ns]},
+            "domains": [host],
+            "listeners": [{"gatewayNamespace": ns, "gatewayName": "gw", "sectionNames": ["http"]}],
+        },
+    }))
+    .await;
+    let tenant_routes: Api<TenantRoute> = Api::namespaced(client.clone(), &ns);
+    // Right after the CRD is re-created its resource may not be served for a moment.
+    eventually("the TenantRoute is stored", || async {
+        tenant_routes
+            .patch(
+                "site",
+                &PatchParams::apply("gatehouse-test").force(),
+                &Patch::Apply(json!({
+                    "apiVersion": "gatehouse.dev/v1alpha1", "kind": "TenantRoute",
+                    "metadata": {"name": "site", "namespace": ns},
+                    "spec": {"hostnames": [host], "http": [{"backendRefs": [{"name": "echo", "port": 80}]}]},
+                })),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    eventually("the TenantRoute is served once its CRD is back", || async {
+        match get_status(gateway_addr, &host, "/").await? {
+            200 => Ok(()),
+            other => Err(format!("got {other}")),
+        }
+    })
+    .await;
+
+    controller.abort();
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    let _ = tenants.delete(&tenant, &DeleteParams::default()).await;
     let _ = classes.delete(&class, &DeleteParams::default()).await;
 }

@@ -275,6 +275,7 @@ async fn provisioned_and_shared_fleet_gateways() {
             debounce: Duration::from_millis(50),
             lease: None,
             proxy_controller_url: Some(CONTROLLER_URL.to_string()),
+            crd_recheck: Duration::from_secs(30),
         },
     ));
 

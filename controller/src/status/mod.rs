@@ -110,6 +110,10 @@ pub struct Statuses {
     pub listener_sets: Vec<Named<ListenerSetStatus>>,
     /// Only our entries of each route's `status.parents`.
     pub routes: Vec<Named<Vec<RouteParentStatus>>>,
+    /// As `routes`, for GRPCRoutes.
+    pub grpc_routes: Vec<Named<Vec<RouteParentStatus>>>,
+    /// As `routes`, for TLSRoutes.
+    pub tls_routes: Vec<Named<Vec<RouteParentStatus>>>,
     pub tenant_routes: Vec<Named<TenantRouteStatus>>,
     pub tenants: Vec<Named<TenantStatus>>,
     pub tenant_certificates: Vec<Named<TenantCertificateStatus>>,
@@ -166,9 +170,21 @@ pub fn compute_with(objects: &[Object], plan: &Plan, programming: &Programming) 
                     .as_deref()
                     .is_some_and(|n| n.starts_with(crate::tenancy::ROUTE_PREFIX)) => {}
             Object::HttpRoute(r) => {
-                let parents = route::status(&ctx, r);
+                let parents = route::status(&ctx, &route::RouteView::http(r));
                 if !parents.is_empty() {
                     out.routes.push(Named::new(&r.metadata, parents));
+                }
+            }
+            Object::GrpcRoute(r) => {
+                let parents = route::status(&ctx, &route::RouteView::grpc(r));
+                if !parents.is_empty() {
+                    out.grpc_routes.push(Named::new(&r.metadata, parents));
+                }
+            }
+            Object::TlsRoute(r) => {
+                let parents = route::status(&ctx, &route::RouteView::tls(r));
+                if !parents.is_empty() {
+                    out.tls_routes.push(Named::new(&r.metadata, parents));
                 }
             }
             _ => {}

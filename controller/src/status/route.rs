@@ -1,10 +1,15 @@
-//! HTTPRoute status: one entry per parentRef that names one of our Gateways.
+//! Route status (HTTPRoute, GRPCRoute, TLSRoute): one entry per parentRef that names one of
+//! our Gateways.
 
 use super::{Condition, Ctx, generation, message_of, reason_of};
 use crate::addresses::Assignment;
 use gatehouse_core::model::{ResourceKey, RouteKey};
+use gateway_api::experimental::grpcroutes::GrpcRoute;
 use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::tlsroutes::TlsRoute;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
+use serde_json::Value;
 
 pub const CONTROLLER: &str = crate::plan::CONTROLLER_NAME;
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -25,13 +30,70 @@ const REF_REASONS: [&str; 4] = [
     "UnsupportedValue",
 ];
 
-pub(super) fn status(ctx: &Ctx<'_>, route: &HttpRoute) -> Vec<RouteParentStatus> {
-    let ns = route.metadata.namespace.clone().unwrap_or_default();
-    let name = route.metadata.name.clone().unwrap_or_default();
-    let object = format!("HTTPRoute {ns}/{name}");
+/// What the status needs of a route, whatever its kind: the three kinds' parentRefs are
+/// distinct types of the same shape, so they are read as JSON.
+pub(super) struct RouteView<'a> {
+    kind: &'static str,
+    meta: &'a ObjectMeta,
+    parent_refs: Vec<Value>,
+    key: fn(RouteKey) -> ResourceKey,
+}
+
+impl<'a> RouteView<'a> {
+    pub(super) fn http(r: &'a HttpRoute) -> Self {
+        Self::new(
+            "HTTPRoute",
+            &r.metadata,
+            r.spec.parent_refs.as_deref(),
+            ResourceKey::HttpRoute,
+        )
+    }
+
+    pub(super) fn grpc(r: &'a GrpcRoute) -> Self {
+        Self::new(
+            "GRPCRoute",
+            &r.metadata,
+            r.spec.parent_refs.as_deref(),
+            ResourceKey::GrpcRoute,
+        )
+    }
+
+    pub(super) fn tls(r: &'a TlsRoute) -> Self {
+        Self::new(
+            "TLSRoute",
+            &r.metadata,
+            r.spec.parent_refs.as_deref(),
+            ResourceKey::TlsRoute,
+        )
+    }
+
+    fn new<P: Serialize>(
+        kind: &'static str,
+        meta: &'a ObjectMeta,
+        parent_refs: Option<&[P]>,
+        key: fn(RouteKey) -> ResourceKey,
+    ) -> Self {
+        let parent_refs = parent_refs
+            .unwrap_or_default()
+            .iter()
+            .map(|p| serde_json::to_value(p).unwrap_or_default())
+            .collect();
+        RouteView {
+            kind,
+            meta,
+            parent_refs,
+            key,
+        }
+    }
+}
+
+pub(super) fn status(ctx: &Ctx<'_>, route: &RouteView<'_>) -> Vec<RouteParentStatus> {
+    let ns = route.meta.namespace.clone().unwrap_or_default();
+    let name = route.meta.name.clone().unwrap_or_default();
+    let object = format!("{} {ns}/{name}", route.kind);
     let problems = ctx.problems_of(&object);
-    let generation = generation(&route.metadata);
-    let key = ResourceKey::HttpRoute(RouteKey::new(&ns, &name));
+    let generation = generation(route.meta);
+    let key = (route.key)(RouteKey::new(&ns, &name));
     let served = ctx.plan.translation.resources.contains_key(&key);
     let rejected = problems.iter().find(|p| p.rejected.as_ref() == Some(&key));
 
@@ -42,12 +104,12 @@ pub(super) fn status(ctx: &Ctx<'_>, route: &HttpRoute) -> Vec<RouteParentStatus>
     let resolved = Condition::resolved_refs(unresolved.copied(), generation);
 
     let mut out = Vec::new();
-    for (i, parent) in route.spec.parent_refs.iter().flatten().enumerate() {
-        let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        let kind = parent.kind.as_deref().unwrap_or("Gateway");
+    for (i, parent) in route.parent_refs.iter().enumerate() {
+        let group = parent["group"].as_str().unwrap_or(GATEWAY_GROUP);
+        let kind = parent["kind"].as_str().unwrap_or("Gateway");
         let parent_key = (
-            parent.namespace.clone().unwrap_or_else(|| ns.clone()),
-            parent.name.clone(),
+            parent["namespace"].as_str().unwrap_or(&ns).to_string(),
+            parent["name"].as_str().unwrap_or_default().to_string(),
         );
         // Parents that are not our Gateways (or their ListenerSets) are someone else's to
         // report on.
@@ -93,7 +155,7 @@ pub(super) fn status(ctx: &Ctx<'_>, route: &HttpRoute) -> Vec<RouteParentStatus>
             )
         };
         out.push(RouteParentStatus {
-            parent_ref: serde_json::to_value(parent).unwrap_or_default(),
+            parent_ref: parent.clone(),
             controller_name: CONTROLLER,
             conditions: vec![accepted, resolved.clone()],
         });

@@ -453,3 +453,72 @@ fn listener_sets_a_gateway_does_not_admit_are_told_so() {
     assert!(shop.listeners.is_empty());
     assert_eq!(s.gateways[0].status.attached_listener_sets, 0);
 }
+
+fn grpc_route(ns: &str, name: &str, gw: &str, backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}, namespace: {ns}, generation: 4}}
+spec:
+  parentRefs: [{{name: {gw}}}]
+  hostnames: [grpc.example.com]
+  rules:
+  - backendRefs: [{{name: {backend}, port: 80}}]
+"
+    )
+}
+
+#[test]
+fn grpc_route_reports_accepted_and_unresolved_backends() {
+    let s = statuses(&[
+        CLASS,
+        &gateway("ns", "gw", 8080, ""),
+        &service("ns", "web"),
+        &grpc_route("ns", "good", "gw", "web"),
+        &grpc_route("ns", "broken", "gw", "missing"),
+    ]);
+    let of = |name: &str| {
+        let r = s
+            .grpc_routes
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no status for GRPCRoute {name}: {:?}", s.grpc_routes));
+        assert_eq!(r.status.len(), 1);
+        assert_eq!(r.status[0].parent_ref, serde_json::json!({"name": "gw"}));
+        r.status[0].conditions.clone()
+    };
+    let good = of("good");
+    assert_eq!(cond(&good, "Accepted"), ("True", "Accepted"));
+    assert_eq!(cond(&good, "ResolvedRefs"), ("True", "ResolvedRefs"));
+    assert!(good.iter().all(|c| c.observed_generation == 4));
+    let broken = of("broken");
+    assert_eq!(cond(&broken, "ResolvedRefs"), ("False", "BackendNotFound"));
+    assert!(
+        s.routes.is_empty(),
+        "GRPCRoutes are not reported as HTTPRoutes"
+    );
+}
+
+#[test]
+fn tls_route_on_a_gateway_without_tls_listener_is_not_accepted() {
+    let tls = "apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: t, namespace: ns, generation: 5}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [tls.example.com]
+  rules:
+  - backendRefs: [{name: web, port: 443}]
+";
+    let s = statuses(&[
+        CLASS,
+        &gateway("ns", "gw", 8080, ""),
+        &service("ns", "web"),
+        tls,
+    ]);
+    let r = &s.tls_routes[0];
+    assert_eq!(r.name, "t");
+    let c = &r.status[0].conditions;
+    assert_eq!(cond(c, "Accepted").0, "False");
+    assert!(c.iter().all(|c| c.observed_generation == 5));
+}
