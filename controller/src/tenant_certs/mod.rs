@@ -16,6 +16,7 @@ use gatehouse_core::model::{
     Certificate, CertificateAttachment, CertificateKey, ListenerKey, ListenerProtocol, Resource,
     ResourceKey, TlsMode,
 };
+use gatehouse_core::translate::{TLS_SECRET_TYPE, tls_secret_certificate};
 use gatehouse_crds::{ListenerGrant, TenantCertificate};
 use gatehouse_policy::{ConflictReason, ObjectRef, Snapshot};
 use k8s_openapi::api::core::v1::Secret;
@@ -24,8 +25,6 @@ use std::collections::BTreeMap;
 /// Certificate keys of TenantCertificates are `namespace/tenantcertificate:name`. A Secret
 /// name cannot contain `:`, so they never collide with a listener's `namespace/secret`.
 pub const CERTIFICATE_PREFIX: &str = "tenantcertificate:";
-
-const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 
 /// (namespace, name) of a TenantCertificate.
 pub type CertId = (String, String);
@@ -298,33 +297,9 @@ fn load_secret(
         ));
     };
     let invalid = |m: String| ("InvalidCertificate", format!("Secret {ns}/{name}: {m}"));
-    let kind = secret.type_.as_deref().unwrap_or("Opaque");
-    if kind != TLS_SECRET_TYPE {
-        return Err(invalid(format!("type is {kind}, not {TLS_SECRET_TYPE}")));
-    }
-    let field = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-    };
-    let (Some(cert_pem), Some(key_pem)) = (field("tls.crt"), field("tls.key")) else {
-        return Err(invalid("needs both tls.crt and tls.key".to_string()));
-    };
-    let cert = Certificate {
-        // Set per TenantCertificate when the resource is built.
-        key: CertificateKey(String::new()),
-        version: secret
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        cert_pem,
-        key_pem,
-        attachment: None,
-    };
+    // The key is set per TenantCertificate when the resource is built.
+    let cert = tls_secret_certificate(secret, CertificateKey(String::new()))
+        .map_err(|e| invalid(e.to_string()))?;
     match certificate::load(&cert, now) {
         Ok(LoadedCertificate {
             names, not_after, ..

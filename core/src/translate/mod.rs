@@ -20,6 +20,7 @@ mod selector;
 mod tests;
 
 pub use listener_sets::{as_gateway_listener, parent_gateway};
+pub use secrets::{TLS_SECRET_TYPE, TlsSecretError, tls_secret_certificate};
 
 use crate::manifest::{DEFAULT_NAMESPACE, Object};
 use crate::model::{Resource, ResourceKey};

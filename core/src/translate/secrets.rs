@@ -5,7 +5,7 @@ use crate::certificate::{self, CERT_FIELD};
 use crate::model::{Certificate, CertificateKey};
 use k8s_openapi::api::core::v1::Secret;
 
-const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 const CERT_KEY: &str = "tls.crt";
 const PRIVATE_KEY: &str = "tls.key";
 
@@ -15,6 +15,43 @@ pub(super) enum SecretProblem {
     Unusable(String),
     /// The Secret's content is refused: a last good version of it may keep serving.
     Invalid(String),
+}
+
+/// Why a Secret cannot hold a serving certificate at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TlsSecretError {
+    #[error("type is {0}, not {TLS_SECRET_TYPE}")]
+    WrongType(String),
+    #[error("needs both {CERT_KEY} and {PRIVATE_KEY}")]
+    MissingData,
+}
+
+/// The PEM pair of a `kubernetes.io/tls` Secret as the certificate `key`, versioned by the
+/// Secret's resourceVersion; its content is not checked here (see [`certificate::load`]).
+pub fn tls_secret_certificate(
+    secret: &Secret,
+    key: CertificateKey,
+) -> Result<Certificate, TlsSecretError> {
+    let kind = secret.type_.as_deref().unwrap_or("Opaque");
+    if kind != TLS_SECRET_TYPE {
+        return Err(TlsSecretError::WrongType(kind.to_string()));
+    }
+    let (Some(cert_pem), Some(key_pem)) = (field(secret, CERT_KEY), field(secret, PRIVATE_KEY))
+    else {
+        return Err(TlsSecretError::MissingData);
+    };
+    Ok(Certificate {
+        key,
+        version: secret
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        cert_pem,
+        key_pem,
+        attachment: None,
+    })
 }
 
 fn field(secret: &Secret, name: &str) -> Option<String> {
@@ -37,30 +74,17 @@ pub(super) fn certificate(
             "InvalidCertificateRef: Secret {ns}/{name} not found"
         )));
     };
-    let kind = secret.type_.as_deref().unwrap_or("Opaque");
-    if kind != TLS_SECRET_TYPE {
-        return Err(SecretProblem::Unusable(format!(
-            "InvalidCertificateRef: Secret {ns}/{name} is of type {kind}, not {TLS_SECRET_TYPE}"
-        )));
-    }
-    let (Some(cert_pem), Some(key_pem)) = (field(secret, CERT_KEY), field(secret, PRIVATE_KEY))
-    else {
-        return Err(SecretProblem::Unusable(format!(
-            "InvalidCertificateRef: Secret {ns}/{name} needs both {CERT_KEY} and {PRIVATE_KEY}"
-        )));
-    };
-    let cert = Certificate {
-        key: CertificateKey(format!("{ns}/{name}")),
-        version: secret
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        cert_pem,
-        key_pem,
-        attachment: None,
-    };
+    let key = CertificateKey(format!("{ns}/{name}"));
+    let cert = tls_secret_certificate(secret, key).map_err(|e| {
+        SecretProblem::Unusable(match e {
+            TlsSecretError::WrongType(kind) => format!(
+                "InvalidCertificateRef: Secret {ns}/{name} is of type {kind}, not {TLS_SECRET_TYPE}"
+            ),
+            TlsSecretError::MissingData => format!(
+                "InvalidCertificateRef: Secret {ns}/{name} needs both {CERT_KEY} and {PRIVATE_KEY}"
+            ),
+        })
+    })?;
     if let Err(e) = certificate::load(&cert, certificate::unix_now()) {
         let data_key = if e.field == CERT_FIELD {
             CERT_KEY
