@@ -60,14 +60,9 @@ pub(super) fn status(ctx: &Ctx<'_>, gw: &Gateway, attached_sets: i32) -> Option<
         .enumerate()
         .map(|(i, spec)| {
             let at = format!("spec.listeners[{i}]");
-            let mine: Vec<&Problem> = problems
-                .iter()
-                .copied()
-                .filter(|p| p.field == at || p.field.starts_with(&format!("{at}.")))
-                .collect();
             let lkey = ListenerKey::new(&key.0, &key.1, &spec.name);
             listener(
-                ctx, spec, &at, &mine, &lkey, assignment, programmed, generation,
+                ctx, spec, &at, problems, &lkey, assignment, programmed, generation,
             )
         })
         .collect();
@@ -191,6 +186,12 @@ pub(super) fn listener(
     gateway_programmed: bool,
     generation: i64,
 ) -> ListenerStatus {
+    // The owner's problems about this listener (its own field or one below it).
+    let problems: Vec<&Problem> = problems
+        .iter()
+        .copied()
+        .filter(|p| p.field == at || p.field.starts_with(&format!("{at}.")))
+        .collect();
     let served = ctx
         .plan
         .translation

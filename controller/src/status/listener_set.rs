@@ -5,7 +5,7 @@ use super::gateway::{ListenerStatus, listener};
 use super::{Condition, Ctx, generation, message_of};
 use crate::addresses::{Assignment, GatewayKey};
 use gatehouse_core::model::ListenerKey;
-use gatehouse_core::translate::{Problem, as_gateway_listener};
+use gatehouse_core::translate::as_gateway_listener;
 use gateway_api::experimental::listenersets::ListenerSet;
 use serde::Serialize;
 
@@ -75,14 +75,9 @@ pub(super) fn status(ctx: &Ctx<'_>, set: &ListenerSet) -> Option<(GatewayKey, Li
         .filter_map(|(i, l)| {
             let spec = as_gateway_listener(l)?;
             let at = format!("spec.listeners[{i}]");
-            let mine: Vec<&Problem> = problems
-                .iter()
-                .copied()
-                .filter(|p| p.field == at || p.field.starts_with(&format!("{at}.")))
-                .collect();
             let key = ListenerKey::in_set((&gw.0, &gw.1), (&set_key.0, &set_key.1), &spec.name);
             Some(listener(
-                ctx, &spec, &at, &mine, &key, assignment, programmed, generation,
+                ctx, &spec, &at, problems, &key, assignment, programmed, generation,
             ))
         })
         .collect();
