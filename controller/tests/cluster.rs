@@ -212,6 +212,31 @@ async fn route_parent_conditions(
     Ok(ours.conditions)
 }
 
+/// Creates these namespaces (kept if they exist).
+async fn create_namespaces(client: &Client, names: &[&String]) {
+    let api = Api::<Namespace>::all(client.clone());
+    for name in names {
+        apply(
+            &api,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        )
+        .await;
+    }
+}
+
+/// A GatewayClass handled by our controller.
+async fn our_class(client: &Client, name: &str) {
+    apply(
+        &Api::<GatewayClass>::all(client.clone()),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": name},
+            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
+        }),
+    )
+    .await;
+}
+
 /// A proxy in this process following the controllers whose config API listens on
 /// `config_ports` (tried in turn), serving `gateways` (none: all).
 fn start_proxy(config_ports: &[u16], gateways: &[String]) -> Proxy {
@@ -276,22 +301,8 @@ async fn controller_programs_proxy_and_writes_status() {
     let ns = format!("gh-ctl-{suffix}");
     let class = format!("gatehouse-test-{suffix}");
     let port = free_port();
-    apply(
-        &Api::<Namespace>::all(client.clone()),
-        json!({
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
-        }),
-    )
-    .await;
-    apply(
-        &Api::<GatewayClass>::all(client.clone()),
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": class},
-            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
-        }),
-    )
-    .await;
+    create_namespaces(&client, &[&ns]).await;
+    our_class(&client, &class).await;
     let gateways: Api<Gateway> = Api::namespaced(client.clone(), &ns);
     apply(&gateways, json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
@@ -444,23 +455,9 @@ async fn tenant_routes_are_served_and_conflicts_name_the_owner() {
     let shop = format!("shop-{suffix}.example.com");
     let bob_host = format!("www.bob-{suffix}.example.com");
     let namespaces = Api::<Namespace>::all(client.clone());
-    for ns in [&infra, &alice_ns, &bob_ns] {
-        apply(
-            &namespaces,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
-        .await;
-    }
+    create_namespaces(&client, &[&infra, &alice_ns, &bob_ns]).await;
     let classes: Api<GatewayClass> = Api::all(client.clone());
-    apply(
-        &classes,
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": class},
-            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
-        }),
-    )
-    .await;
+    our_class(&client, &class).await;
     // The admin's shared Gateway: tenants' routes come from their own namespaces.
     let port = free_port();
     let gateways: Api<Gateway> = Api::namespaced(client.clone(), &infra);
@@ -646,11 +643,7 @@ async fn a_standby_takes_over_from_a_dead_leader_and_traffic_keeps_flowing() {
     let ns = format!("gh-lease-{suffix}");
     let class = format!("gatehouse-lease-{suffix}");
     let namespaces = Api::<Namespace>::all(client.clone());
-    apply(
-        &namespaces,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )
-    .await;
+    create_namespaces(&client, &[&ns]).await;
 
     let ports = [("a", free_port()), ("b", free_port())];
     let _proxy = start_proxy(&[ports[0].1, ports[1].1], &[]);
@@ -668,15 +661,7 @@ async fn a_standby_takes_over_from_a_dead_leader_and_traffic_keeps_flowing() {
     let mut replicas = vec![("a", replica("a")), ("b", replica("b"))];
 
     let classes: Api<GatewayClass> = Api::all(client.clone());
-    apply(
-        &classes,
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": class},
-            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
-        }),
-    )
-    .await;
+    our_class(&client, &class).await;
     let port = free_port();
     let gateways: Api<Gateway> = Api::namespaced(client.clone(), &ns);
     apply(&gateways, json!({
@@ -814,21 +799,9 @@ async fn a_missing_optional_crd_does_not_stall_the_controller() {
     let class = format!("gatehouse-nocrd-{suffix}");
     let port = free_port();
     let namespaces = Api::<Namespace>::all(client.clone());
-    apply(
-        &namespaces,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )
-    .await;
+    create_namespaces(&client, &[&ns]).await;
     let classes: Api<GatewayClass> = Api::all(client.clone());
-    apply(
-        &classes,
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": class},
-            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
-        }),
-    )
-    .await;
+    our_class(&client, &class).await;
     let gateways: Api<Gateway> = Api::namespaced(client.clone(), &ns);
     apply(&gateways, json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",

@@ -199,23 +199,9 @@ async fn tenant_certificates_are_served_renewed_kept_when_broken_and_removed() {
     let bob_host = format!("bob-{suffix}.example.org");
     let (alice, bob) = (format!("tc-alice-{suffix}"), format!("tc-bob-{suffix}"));
     let namespaces = Api::<Namespace>::all(client.clone());
-    for ns in [&infra, &alice_ns, &bob_ns] {
-        apply(
-            &namespaces,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
-        .await;
-    }
+    create_namespaces(&client, &[&infra, &alice_ns, &bob_ns]).await;
     let classes: Api<GatewayClass> = Api::all(client.clone());
-    apply(
-        &classes,
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": class},
-            "spec": {"controllerName": gatehouse_controller::CONTROLLER_NAME},
-        }),
-    )
-    .await;
+    our_class(&client, &class).await;
     // The platform's shared HTTPS listener and its own (default) certificate.
     let platform = leaf(&[&format!("*.platform-{suffix}.example")]);
     apply(
