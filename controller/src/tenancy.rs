@@ -364,18 +364,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn tenant(name: &str, namespace: &str, domains: &str, first_come: bool) -> Tenant {
-        serde_yaml::from_str(&format!(
-            "apiVersion: gatehouse.dev/v1alpha1
-kind: Tenant
-metadata: {{name: {name}, generation: 1, creationTimestamp: '2026-01-01T00:00:00Z'}}
-spec:
-  namespaces: {{names: [{namespace}]}}
-  domains: {domains}
-  allowUnassignedHostnames: {first_come}
-  listeners: [{{gatewayNamespace: infra, gatewayName: shared, sectionNames: [http]}}]
-"
-        ))
-        .unwrap()
+        crate::testing::tenant(name, namespace, domains, "http", first_come)
     }
 
     fn tenant_route(ns: &str, name: &str, hostnames: &str, created: &str) -> TenantRoute {

@@ -56,3 +56,26 @@ pub fn parse(docs: &[&str]) -> Vec<Object> {
         })
         .collect()
 }
+
+/// A Tenant owning `namespace` and `domains` (a flow-style list), granted listener `section`
+/// of the shared Gateway `infra/shared`; `first_come` lets it use unassigned hostnames.
+pub fn tenant(
+    name: &str,
+    namespace: &str,
+    domains: &str,
+    section: &str,
+    first_come: bool,
+) -> gatehouse_crds::Tenant {
+    serde_yaml::from_str(&format!(
+        "apiVersion: gatehouse.dev/v1alpha1
+kind: Tenant
+metadata: {{name: {name}, generation: 1, creationTimestamp: '2026-01-01T00:00:00Z'}}
+spec:
+  namespaces: {{names: [{namespace}]}}
+  domains: {domains}
+  allowUnassignedHostnames: {first_come}
+  listeners: [{{gatewayNamespace: infra, gatewayName: shared, sectionNames: [{section}]}}]
+"
+    ))
+    .unwrap()
+}

@@ -68,17 +68,7 @@ fn secret(ns: &str, name: &str, crt: &str, key: &str) -> Object {
 }
 
 fn tenant(name: &str, namespace: &str, domains: &str) -> gatehouse_crds::Tenant {
-    serde_yaml::from_str(&format!(
-        "apiVersion: gatehouse.dev/v1alpha1
-kind: Tenant
-metadata: {{name: {name}, generation: 1, creationTimestamp: '2026-01-01T00:00:00Z'}}
-spec:
-  namespaces: {{names: [{namespace}]}}
-  domains: {domains}
-  listeners: [{{gatewayNamespace: infra, gatewayName: shared, sectionNames: [https]}}]
-"
-    ))
-    .unwrap()
+    crate::testing::tenant(name, namespace, domains, "https", false)
 }
 
 fn tenant_cert(ns: &str, name: &str, hostnames: &str, secret: &str) -> TenantCertificate {
