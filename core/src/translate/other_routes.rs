@@ -115,7 +115,8 @@ pub(super) fn translate(
             continue;
         }
         problems.append(&mut ctx.problems);
-        out.backends.append(&mut ctx.backends);
+        // Not `append`: it rebuilds the whole map, making a pass quadratic in routes.
+        out.backends.extend(std::mem::take(&mut ctx.backends));
         out.grpc.push(model);
     }
     for (&(ns, name), route) in &index.tls_routes {
@@ -173,7 +174,8 @@ pub(super) fn translate(
             continue;
         }
         problems.append(&mut ctx.problems);
-        out.backends.append(&mut ctx.backends);
+        // Not `append`: it rebuilds the whole map, making a pass quadratic in routes.
+        out.backends.extend(std::mem::take(&mut ctx.backends));
         out.tls.push(model);
     }
     out

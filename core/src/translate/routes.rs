@@ -76,7 +76,8 @@ pub(super) fn translate(
             continue;
         }
         problems.append(&mut ctx.problems);
-        out.backends.append(&mut ctx.backends);
+        // Not `append`: it rebuilds the whole map, making a pass quadratic in routes.
+        out.backends.extend(std::mem::take(&mut ctx.backends));
         out.routes.push(model);
     }
     out
