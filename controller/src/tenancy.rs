@@ -106,7 +106,7 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
         let (ns, name) = key_of(&route.metadata);
         let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
         let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = route_verdict(&snapshot, tenancy, route, &ns, my_losses);
+        let verdict = route_verdict(&snapshot, route, &ns, my_losses);
         if let Some(tenant) = &verdict.tenant {
             if let Some(t) = out.tenants.get_mut(tenant) {
                 for (hostname, reason, winner) in my_losses {
@@ -130,7 +130,7 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
         let (ns, name) = key_of(&cert.metadata);
         let me = ObjectRef::new(Kind::TenantCertificate, Some(&ns), &name);
         let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = crate::tenant_certs::verdict(&snapshot, tenancy, cert, &ns, my_losses);
+        let verdict = crate::tenant_certs::verdict(&snapshot, cert, &ns, my_losses);
         if let Some(t) = verdict.tenant.as_ref().and_then(|t| out.tenants.get_mut(t)) {
             for (hostname, reason, winner) in my_losses {
                 t.lost
@@ -148,12 +148,11 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
 
 fn route_verdict(
     snapshot: &Snapshot,
-    tenancy: &TenancyObjects,
     route: &TenantRoute,
     ns: &str,
     losses: &[(String, ConflictReason, ObjectRef)],
 ) -> RouteVerdict {
-    let tenant = match granted_tenant(snapshot, tenancy, ns) {
+    let tenant = match granted_tenant(snapshot, ns) {
         Ok(t) => t.metadata.name.clone().unwrap_or_default(),
         Err(refusal) => return refusal,
     };
@@ -185,11 +184,10 @@ fn route_verdict(
 
 /// The Tenant whose namespace `ns` is, if it is granted at least one listener; otherwise the
 /// refusal an object in `ns` gets.
-pub(crate) fn granted_tenant<'a>(
-    snapshot: &Snapshot,
-    tenancy: &'a TenancyObjects,
+pub(crate) fn granted_tenant<'s>(
+    snapshot: &'s Snapshot,
     ns: &str,
-) -> Result<&'a Tenant, RouteVerdict> {
+) -> Result<&'s Tenant, RouteVerdict> {
     let tenant = match snapshot.namespace_tenant(ns) {
         NamespaceTenant::One(t) => t,
         NamespaceTenant::None => {
@@ -210,11 +208,7 @@ pub(crate) fn granted_tenant<'a>(
             ));
         }
     };
-    let Some(spec) = tenancy
-        .tenants
-        .iter()
-        .find(|t| t.metadata.name.as_deref() == Some(&tenant))
-    else {
+    let Some(spec) = snapshot.tenant_by_name(&tenant) else {
         return Err(refused(
             Some(tenant),
             "NoTenant",

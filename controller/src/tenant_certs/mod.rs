@@ -46,12 +46,11 @@ pub struct CertificateVerdict {
 
 pub(crate) fn verdict(
     snapshot: &Snapshot,
-    tenancy: &TenancyObjects,
     cert: &TenantCertificate,
     ns: &str,
     losses: &[(String, ConflictReason, ObjectRef)],
 ) -> CertificateVerdict {
-    let tenant = match granted_tenant(snapshot, tenancy, ns) {
+    let tenant = match granted_tenant(snapshot, ns) {
         Ok(t) => t,
         Err(r) => {
             return CertificateVerdict {
