@@ -1,14 +1,12 @@
 //! The reconcile loop: caches → plan → proxy streams, then status. The only module that holds
 //! the pieces together; every decision it acts on is made by the pure modules.
 
-use crate::addresses::{Assignment, GatewayKey, Pool};
+use crate::addresses::Pool;
 use crate::distribute::{self, Distribution, Registry};
 use crate::leader::{self, LeaseConfig};
-use crate::plan::plan_with;
+use crate::pass::{Pass, PassInputs};
 use crate::provision::{self, apply::Provisioner};
 use crate::status;
-use crate::tenancy;
-use crate::tenant_certs;
 use crate::watch::Caches;
 use crate::write_queue::WriteQueue;
 use crate::writer::StatusWriter;
@@ -16,8 +14,8 @@ use gatehouse_core::manifest::Object;
 use gatehouse_core::scope::Config as ProxyConfig;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -41,7 +39,8 @@ pub struct Config {
     /// Where proxies connect for their config stream.
     pub config_listen: SocketAddr,
     pub pool: Pool,
-    /// Quiet time after a change before reconciling, so a burst of events costs one pass.
+    /// Least time between the end of one pass and the start of the next, so a burst of
+    /// events costs a few passes; a change after a quiet spell is not delayed.
     pub debounce: Duration,
     /// Leader election; without it this replica always leads (tests, single replica).
     pub lease: Option<LeaseConfig>,
@@ -88,7 +87,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
     tracing::info!("watch caches ready");
 
     let mut reconciler = Reconciler {
-        config,
+        config: config.clone(),
         desired,
         registry,
         provisioner: Provisioner::new(client.clone()),
@@ -97,9 +96,8 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
             &mut tasks,
             STATUS_WRITES_IN_FLIGHT,
         )),
-        memory: BTreeMap::new(),
+        pass: Pass::new(config.pool),
         reported: BTreeSet::new(),
-        certificates: tenant_certs::Memory::default(),
     };
     loop {
         // A standby keeps its caches warm and touches nothing: no proxy, no status.
@@ -109,11 +107,14 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
         } else {
             reconciler.stand_by();
         }
+        let finished = tokio::time::Instant::now();
         tokio::select! {
             () = changed.notified() => {}
             r = leading.changed() => if r.is_err() { std::future::pending::<()>().await },
         }
-        tokio::time::sleep(reconciler.config.debounce).await;
+        // A change after a quiet spell is served at once; changes that keep coming while
+        // passes run are gathered for `debounce`, so a burst costs a few passes, not one each.
+        tokio::time::sleep_until(finished + reconciler.config.debounce).await;
     }
 }
 
@@ -123,51 +124,35 @@ struct Reconciler {
     registry: Arc<Registry>,
     writer: StatusWriter,
     provisioner: Provisioner,
-    /// Addresses assigned by this process, ahead of what status says (status may lag).
-    memory: BTreeMap<GatewayKey, IpAddr>,
+    /// Translation and its memories.
+    pass: Pass,
     /// Problems already logged, so a standing problem is logged once.
     reported: BTreeSet<String>,
-    /// Last good version of each TenantCertificate, served while its Secret is broken.
-    certificates: tenant_certs::Memory,
 }
 
 impl Reconciler {
     /// Stops distributing: the proxies keep what they hold until the next leader resyncs them.
     fn stand_by(&mut self) {
         self.desired.send_replace(None);
-        // A later term starts from what status says, not from this term's memory.
-        self.memory.clear();
+        self.pass.forget_addresses();
         self.writer.forget();
         self.provisioner.forget();
     }
 
     async fn reconcile(&mut self, caches: &Caches) {
-        let mut objects = caches.objects();
+        let objects = caches.objects();
         let tenancy_objects = caches.tenancy();
-        let tenancy = tenancy::plan(&objects, &tenancy_objects);
-        objects.extend(tenancy.routes.iter().cloned().map(Object::HttpRoute));
         let resolution = self.provision(&objects, caches).await;
-        let mut plan = plan_with(&objects, &self.config.pool, &self.memory, &resolution);
-        let certificates = tenant_certs::serve(
-            &objects,
-            &tenancy_objects,
-            &tenancy,
-            &plan.translation.resources,
-            &mut self.certificates,
-            gatehouse_core::certificate::unix_now(),
-        );
-        tenant_certs::add_to(&mut plan.translation.resources, &certificates);
-        self.memory = plan
-            .addresses
-            .iter()
-            .filter_map(|(k, a)| match a {
-                Assignment::Assigned(ip) => Some((k.clone(), *ip)),
-                _ => None,
-            })
-            .collect();
-        self.log_problems(&plan.translation.problems);
+        let inputs = PassInputs {
+            objects: &objects,
+            tenancy: &tenancy_objects,
+            resolution: &resolution,
+            now: gatehouse_core::certificate::unix_now(),
+        };
+        let mut planned = self.pass.plan(&inputs);
+        self.log_problems(&planned.plan.translation.problems);
 
-        let resources = &plan.translation.resources;
+        let resources = &planned.plan.translation.resources;
         self.desired.send_if_modified(|current| {
             if current.as_deref() == Some(resources) {
                 return false;
@@ -179,17 +164,12 @@ impl Reconciler {
         let connected = self.registry.connected();
         let proxies: Vec<status::ProxyAcks<'_>> =
             connected.iter().map(status::ProxyAcks::from).collect();
-        let programming = status::programmed(&plan, &proxies);
-        let mut statuses = status::compute_with(&objects, &plan, &programming);
-        let programmed_routes = status::programmed_routes(&plan, &proxies);
-        statuses.tenant_routes =
-            status::route_statuses(&tenancy_objects, &tenancy, &plan, &programmed_routes);
-        statuses.tenants = status::tenant_statuses(&tenancy_objects, &tenancy);
-        statuses.tenant_certificates =
-            status::certificate_statuses(&tenancy_objects, &tenancy, &certificates, &proxies);
+        let statuses = planned.statuses(&tenancy_objects, &proxies);
         // Queued, not awaited: the proxies never wait for status.
-        let queued = self.writer.write(&statuses, &objects, &tenancy_objects);
-        tracing::debug!(queued, "status writes queued");
+        let queued = self
+            .writer
+            .write(statuses, &planned.objects, &tenancy_objects);
+        tracing::debug!(queued, timings = ?planned.timings, "status writes queued");
     }
 
     /// In-cluster classes: applies provisioned proxies, removes unwanted ones, and returns

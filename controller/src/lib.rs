@@ -9,6 +9,7 @@ pub mod client;
 pub mod controller;
 pub mod distribute;
 pub mod leader;
+pub mod pass;
 pub mod plan;
 pub mod provision;
 pub mod status;

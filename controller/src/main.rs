@@ -34,7 +34,8 @@ enum Command {
         /// unless their GatewayClassConfig names one.
         #[arg(long)]
         proxy_controller_url: Option<String>,
-        /// Quiet time after a change before reconciling.
+        /// Least time between two reconcile passes (a change after a quiet spell is served
+        /// at once).
         #[arg(long, default_value = "50")]
         debounce_ms: u64,
         /// Elect one leader among replicas through a Lease; off for a single local replica.

@@ -1,0 +1,161 @@
+//! One reconcile pass without I/O: the watched objects in, what the proxies should hold and
+//! what status should say out. The reconcile loop feeds it from the caches and acts on the
+//! result; `bench`'s `reconcile_cost` times it.
+
+use crate::addresses::{Assignment, GatewayKey, Pool};
+use crate::plan::{Plan, plan_with};
+use crate::provision::Resolution;
+use crate::status::{self, ProxyAcks, Statuses};
+use crate::tenancy::{self, Tenancy, TenancyObjects};
+use crate::tenant_certs;
+use gatehouse_core::manifest::Object;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// What a pass reads besides its memories.
+pub struct PassInputs<'a> {
+    /// The core's kinds, as cached (TenantRoutes' stand-ins are added by the pass).
+    pub objects: &'a [Object],
+    pub tenancy: &'a TenancyObjects,
+    /// Where in-cluster Gateways take their address from.
+    pub resolution: &'a Resolution,
+    /// Unix seconds, for certificate validity.
+    pub now: i64,
+}
+
+impl<'a> PassInputs<'a> {
+    /// Local mode at the current time: every Gateway takes its address from the pool.
+    pub fn new(objects: &'a [Object], tenancy: &'a TenancyObjects) -> Self {
+        static NO_RESOLUTION: std::sync::LazyLock<Resolution> =
+            std::sync::LazyLock::new(Resolution::default);
+        PassInputs {
+            objects,
+            tenancy,
+            resolution: &NO_RESOLUTION,
+            now: gatehouse_core::certificate::unix_now(),
+        }
+    }
+}
+
+/// What the proxies should hold, and what status needs to describe it.
+pub struct Planned {
+    /// The inputs plus one HTTPRoute stand-in per served TenantRoute.
+    pub objects: Vec<Object>,
+    pub tenancy: Tenancy,
+    pub plan: Plan,
+    pub certificates: BTreeMap<tenant_certs::CertId, tenant_certs::Outcome>,
+    /// Milliseconds per step, for benchmarks and debug logs.
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+/// The memories that outlive a pass.
+pub struct Pass {
+    pool: Pool,
+    /// Addresses assigned by this process, ahead of what status says (status may lag).
+    addresses: BTreeMap<GatewayKey, IpAddr>,
+    /// Last good version of each TenantCertificate, served while its Secret is broken.
+    certificates: tenant_certs::Memory,
+}
+
+impl Pass {
+    pub fn new(pool: Pool) -> Self {
+        Pass {
+            pool,
+            addresses: BTreeMap::new(),
+            certificates: tenant_certs::Memory::default(),
+        }
+    }
+
+    /// A new leadership term starts from what status says, not from this term's memory.
+    pub fn forget_addresses(&mut self) {
+        self.addresses.clear();
+    }
+
+    pub fn plan(&mut self, inputs: &PassInputs<'_>) -> Planned {
+        let mut clock = Clock::start();
+        let tenancy = tenancy::plan(inputs.objects, inputs.tenancy);
+        clock.lap("tenancy");
+        let mut objects = inputs.objects.to_vec();
+        objects.extend(tenancy.routes.iter().cloned().map(Object::HttpRoute));
+        clock.lap("objects");
+        let mut plan = plan_with(&objects, &self.pool, &self.addresses, inputs.resolution);
+        clock.lap("translate");
+        let certificates = tenant_certs::serve(
+            &objects,
+            inputs.tenancy,
+            &tenancy,
+            &plan.translation.resources,
+            &mut self.certificates,
+            inputs.now,
+        );
+        tenant_certs::add_to(&mut plan.translation.resources, &certificates);
+        clock.lap("tenant_certificates");
+        self.addresses = plan
+            .addresses
+            .iter()
+            .filter_map(|(k, a)| match a {
+                Assignment::Assigned(ip) => Some((k.clone(), *ip)),
+                _ => None,
+            })
+            .collect();
+        Planned {
+            objects,
+            tenancy,
+            plan,
+            certificates,
+            timings: clock.laps,
+        }
+    }
+}
+
+impl Planned {
+    /// Every status, given what the connected proxies acknowledged.
+    pub fn statuses(
+        &mut self,
+        tenancy_objects: &TenancyObjects,
+        proxies: &[ProxyAcks<'_>],
+    ) -> Statuses {
+        let mut clock = Clock::start();
+        let programming = status::programmed(&self.plan, proxies);
+        let mut statuses = status::compute_with(&self.objects, &self.plan, &programming);
+        let programmed_routes = status::programmed_routes(&self.plan, proxies);
+        statuses.tenant_routes = status::route_statuses(
+            tenancy_objects,
+            &self.tenancy,
+            &self.plan,
+            &programmed_routes,
+        );
+        statuses.tenants = status::tenant_statuses(tenancy_objects, &self.tenancy);
+        statuses.tenant_certificates = status::certificate_statuses(
+            tenancy_objects,
+            &self.tenancy,
+            &self.certificates,
+            proxies,
+        );
+        clock.lap("status");
+        self.timings.append(&mut clock.laps);
+        statuses
+    }
+}
+
+struct Clock {
+    last: Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Clock {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps
+            .push((name, (now - self.last).as_secs_f64() * 1000.0));
+        self.last = now;
+    }
+}
