@@ -1,5 +1,7 @@
 //! Watch caches over the kinds the translation reads. Each change, of any kind, pokes one
-//! `Notify`; the reconciler debounces and re-reads every cache whole.
+//! `Notify`; the reconciler debounces and re-reads every cache whole. An update that only
+//! changed the status of a kind whose status we write is not a change: it is most often
+//! our own write coming back.
 //!
 //! GatewayClass, Gateway and HTTPRoute are required: the caches are not ready until they
 //! are listed. The other custom kinds (GRPCRoute, TLSRoute, ReferenceGrant, the
@@ -67,34 +69,40 @@ impl Caches {
         let required = Presence::Required;
         let optional = Presence::Optional { recheck };
         let all = watcher::Config::default;
+        // Kinds whose status this controller writes: our own writes come back as watch
+        // events, and must not each cost a pass.
+        let ours = StatusChanges::Ignored;
+        let theirs = StatusChanges::Count;
         Caches {
-            classes: cache(client, tasks, changed, all(), required),
-            gateways: cache(client, tasks, changed, all(), required),
-            routes: cache(client, tasks, changed, all(), required),
-            grpc_routes: cache(client, tasks, changed, all(), optional),
-            tls_routes: cache(client, tasks, changed, all(), optional),
-            listener_sets: cache(client, tasks, changed, all(), optional),
+            classes: cache(client, tasks, changed, all(), required, ours),
+            gateways: cache(client, tasks, changed, all(), required, ours),
+            routes: cache(client, tasks, changed, all(), required, ours),
+            grpc_routes: cache(client, tasks, changed, all(), optional, ours),
+            tls_routes: cache(client, tasks, changed, all(), optional, ours),
+            listener_sets: cache(client, tasks, changed, all(), optional, ours),
             secrets: cache(
                 client,
                 tasks,
                 changed,
                 all().fields("type=kubernetes.io/tls"),
                 required,
+                theirs,
             ),
-            grants: cache(client, tasks, changed, all(), optional),
-            services: cache(client, tasks, changed, all(), required),
-            slices: cache(client, tasks, changed, all(), required),
-            namespaces: cache(client, tasks, changed, all(), required),
-            tenants: cache(client, tasks, changed, all(), optional),
-            tenant_routes: cache(client, tasks, changed, all(), optional),
-            tenant_certificates: cache(client, tasks, changed, all(), optional),
-            class_configs: cache(client, tasks, changed, all(), optional),
+            grants: cache(client, tasks, changed, all(), optional, theirs),
+            services: cache(client, tasks, changed, all(), required, theirs),
+            slices: cache(client, tasks, changed, all(), required, theirs),
+            namespaces: cache(client, tasks, changed, all(), required, theirs),
+            tenants: cache(client, tasks, changed, all(), optional, ours),
+            tenant_routes: cache(client, tasks, changed, all(), optional, ours),
+            tenant_certificates: cache(client, tasks, changed, all(), optional, ours),
+            class_configs: cache(client, tasks, changed, all(), optional, theirs),
             provisioned: cache(
                 client,
                 tasks,
                 changed,
                 all().labels(&crate::provision::apply::managed_selector()),
                 required,
+                theirs,
             ),
         }
     }
@@ -174,12 +182,50 @@ enum Presence {
     Optional { recheck: Duration },
 }
 
+/// Whether an update that changed only an object's status is a change to reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StatusChanges {
+    /// Status is input (a Service's load-balancer address): every update counts.
+    Count,
+    /// Status is our output: only a new generation, labels, annotations or deletion count.
+    Ignored,
+}
+
+/// What of an object, besides its status, the translation reads: a new generation (the
+/// API server bumps it on every spec change), labels, annotations, deletion.
+fn fingerprint<K: Resource>(object: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = object.meta();
+    let generation = meta.generation?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    generation.hash(&mut h);
+    meta.labels.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+/// Fingerprints by uid, to tell a spec change from a status-only update.
+#[derive(Default)]
+struct Fingerprints(std::collections::HashMap<String, u64>);
+
+impl Fingerprints {
+    /// Records the object; true unless only its status changed since it was last seen.
+    fn changed<K: Resource>(&mut self, object: &K) -> bool {
+        let (Some(uid), Some(print)) = (object.meta().uid.clone(), fingerprint(object)) else {
+            return true;
+        };
+        self.0.insert(uid, print) != Some(print)
+    }
+}
+
 fn cache<K>(
     client: &Client,
     tasks: &mut JoinSet<()>,
     changed: &Arc<Notify>,
     config: watcher::Config,
     presence: Presence,
+    status_changes: StatusChanges,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -203,14 +249,25 @@ where
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer);
         futures_util::pin_mut!(stream);
+        let mut seen = Fingerprints::default();
         while let Some(event) = stream.next().await {
             match event {
-                Ok(
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
-                ) => {
+                Ok(watcher::Event::Apply(o)) => {
+                    if seen.changed(&o) || status_changes == StatusChanges::Count {
+                        changed.notify_one();
+                    }
+                }
+                Ok(watcher::Event::InitApply(o)) => {
+                    seen.changed(&o);
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    if let Some(uid) = &o.meta().uid {
+                        seen.0.remove(uid);
+                    }
                     changed.notify_one();
                 }
-                Ok(_) => {}
+                Ok(watcher::Event::InitDone) => changed.notify_one(),
+                Ok(watcher::Event::Init) => {}
                 Err(e) => tracing::warn!(kind = %K::kind(&()), "watch failed, retrying: {e}"),
             }
         }
@@ -252,5 +309,51 @@ where
     }
     if on_missing.is_none() {
         tracing::info!(%kind, "{kind} is served now: watching it");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn route(generation: i64, labels: serde_json::Value, status: serde_json::Value) -> HttpRoute {
+        serde_json::from_value(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "app", "namespace": "shop", "uid": "u1",
+                         "generation": generation, "labels": labels},
+            "spec": {},
+            "status": {"parents": status},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_status_only_update_is_not_a_change() {
+        let mut seen = Fingerprints::default();
+        assert!(seen.changed(&route(1, json!({}), json!([]))), "new object");
+        let parent =
+            json!([{"parentRef": {"name": "gw"}, "controllerName": "x", "conditions": []}]);
+        assert!(
+            !seen.changed(&route(1, json!({}), parent.clone())),
+            "status only"
+        );
+        assert!(
+            seen.changed(&route(2, json!({}), parent.clone())),
+            "spec changed"
+        );
+        assert!(
+            seen.changed(&route(2, json!({"a": "b"}), parent)),
+            "labels changed"
+        );
+    }
+
+    #[test]
+    fn objects_without_a_generation_always_count() {
+        let mut seen = Fingerprints::default();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": "a", "uid": "u"}})).unwrap();
+        assert!(seen.changed(&ns));
+        assert!(seen.changed(&ns));
     }
 }
