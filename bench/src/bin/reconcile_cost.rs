@@ -30,6 +30,10 @@ struct Args {
     repeat: usize,
 }
 
+// As the controller binary: allocation is a large share of a pass.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const INFRA: &str = "gh-scale-infra";
 const DOMAIN: &str = "scale.example";
 
