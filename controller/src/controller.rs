@@ -4,12 +4,14 @@
 use crate::addresses::Pool;
 use crate::distribute::{self, Distribution, Registry};
 use crate::leader::{self, LeaseConfig};
-use crate::pass::{Pass, PassInputs};
+use crate::pass::{Pass, PassInputs, Planned};
 use crate::provision::{self, apply::Provisioner};
 use crate::status;
+use crate::tenancy::TenancyObjects;
 use crate::watch::Caches;
 use crate::write_queue::WriteQueue;
 use crate::writer::StatusWriter;
+use futures_util::FutureExt;
 use gatehouse_core::manifest::Object;
 use gatehouse_core::scope::Config as ProxyConfig;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -34,6 +36,9 @@ pub enum RunError {
 /// routes changing together, few enough not to crowd out the watches.
 const STATUS_WRITES_IN_FLIGHT: usize = 16;
 
+/// Plans again even when nothing was watched to change: certificates expire with time.
+const REPLAN_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where proxies connect for their config stream.
@@ -53,7 +58,9 @@ pub struct Config {
 /// Runs until the future is dropped; dropping it stops every watch and proxy stream.
 pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
     let mut tasks = JoinSet::new();
-    let changed = Arc::new(Notify::new());
+    // Watched objects changed / a proxy acknowledged, rejected, came or went.
+    let watched = Arc::new(Notify::new());
+    let acked = Arc::new(Notify::new());
     let listener = tokio::net::TcpListener::bind(config.config_listen)
         .await
         .map_err(|source| RunError::ConfigListen {
@@ -73,7 +80,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
         });
     }
     let (desired, desired_rx) = watch::channel(None);
-    let registry = Arc::new(Registry::new(changed.clone()));
+    let registry = Arc::new(Registry::new(acked.clone()));
     let distribution = Distribution::new(registry.clone(), desired_rx, leading.clone(), lease_api);
     tracing::info!(addr = %config.config_listen, "config API listening");
     tasks.spawn(async move {
@@ -81,7 +88,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
             tracing::error!("config API stopped: {e}");
         }
     });
-    let caches = Caches::start(&client, &mut tasks, &changed, config.crd_recheck);
+    let caches = Caches::start(&client, &mut tasks, &watched, config.crd_recheck);
     tracing::info!("waiting for the watch caches to fill");
     caches.ready().await;
     tracing::info!("watch caches ready");
@@ -98,23 +105,39 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
         )),
         pass: Pass::new(config.pool),
         reported: BTreeSet::new(),
+        last: None,
     };
+    // Whether watched objects changed since the last plan; acknowledgements alone only
+    // need status.
+    let mut objects_changed = true;
+    let mut planned_at = tokio::time::Instant::now();
     loop {
         // A standby keeps its caches warm and touches nothing: no proxy, no status.
         let lead = *leading.borrow_and_update();
-        if lead {
-            reconciler.reconcile(&caches).await;
-        } else {
+        if !lead {
             reconciler.stand_by();
+        } else if objects_changed || planned_at.elapsed() >= REPLAN_AT_LEAST_EVERY {
+            reconciler.reconcile(&caches).await;
+            planned_at = tokio::time::Instant::now();
+        } else {
+            reconciler.report();
         }
+        objects_changed = false;
         let finished = tokio::time::Instant::now();
         tokio::select! {
-            () = changed.notified() => {}
-            r = leading.changed() => if r.is_err() { std::future::pending::<()>().await },
+            () = watched.notified() => objects_changed = true,
+            () = acked.notified() => {}
+            () = tokio::time::sleep_until(planned_at + REPLAN_AT_LEAST_EVERY) => {}
+            r = leading.changed() => {
+                if r.is_err() { std::future::pending::<()>().await }
+                objects_changed = true;
+            }
         }
         // A change after a quiet spell is served at once; changes that keep coming while
         // passes run are gathered for `debounce`, so a burst costs a few passes, not one each.
         tokio::time::sleep_until(finished + reconciler.config.debounce).await;
+        // An object change that arrived meanwhile must not wait for another round.
+        objects_changed |= watched.notified().now_or_never().is_some();
     }
 }
 
@@ -128,12 +151,15 @@ struct Reconciler {
     pass: Pass,
     /// Problems already logged, so a standing problem is logged once.
     reported: BTreeSet<String>,
+    /// The last plan and the tenancy objects it was made from, for status-only passes.
+    last: Option<(Planned, TenancyObjects)>,
 }
 
 impl Reconciler {
     /// Stops distributing: the proxies keep what they hold until the next leader resyncs them.
     fn stand_by(&mut self) {
         self.desired.send_replace(None);
+        self.last = None;
         self.pass.forget_addresses();
         self.writer.forget();
         self.provisioner.forget();
@@ -149,7 +175,7 @@ impl Reconciler {
             resolution: &resolution,
             now: gatehouse_core::certificate::unix_now(),
         };
-        let mut planned = self.pass.plan(&inputs);
+        let planned = self.pass.plan(&inputs);
         self.log_problems(&planned.plan.translation.problems);
 
         let resources = &planned.plan.translation.resources;
@@ -160,16 +186,31 @@ impl Reconciler {
             *current = Some(Arc::new(resources.clone()));
             true
         });
+        tracing::debug!(timings = ?planned.timings, "planned");
+        self.last = Some((planned, tenancy_objects));
+        self.report();
+    }
 
+    /// Status from the last plan and what the proxies acknowledged: all an acknowledgement
+    /// needs, without planning again.
+    fn report(&mut self) {
+        let Some((planned, tenancy_objects)) = &self.last else {
+            return;
+        };
+        let started = std::time::Instant::now();
         let connected = self.registry.connected();
         let proxies: Vec<status::ProxyAcks<'_>> =
             connected.iter().map(status::ProxyAcks::from).collect();
-        let statuses = planned.statuses(&tenancy_objects, &proxies);
+        let statuses = planned.statuses(tenancy_objects, &proxies);
         // Queued, not awaited: the proxies never wait for status.
         let queued = self
             .writer
-            .write(statuses, &planned.objects, &tenancy_objects);
-        tracing::debug!(queued, timings = ?planned.timings, "status writes queued");
+            .write(statuses, &planned.objects, tenancy_objects);
+        tracing::debug!(
+            queued,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "status writes queued"
+        );
     }
 
     /// In-cluster classes: applies provisioned proxies, removes unwanted ones, and returns

@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         let scope = Scope::parse(&[format!("{INFRA}/shared")])?;
         // The first pass fills the memories (addresses, certificates, written statuses,
         // what the proxy holds); later ones meet the steady state a change meets.
-        let mut warm = pass.plan(&PassInputs::new(&objects, &tenancy));
+        let warm = pass.plan(&PassInputs::new(&objects, &tenancy));
         let mut previous = warm.statuses(&tenancy, &[]);
         let mut held = select(&warm.plan.translation.resources, &scope);
         let mut totals = Vec::new();
@@ -62,7 +62,9 @@ fn main() -> anyhow::Result<()> {
             let (objects, tenancy) = (objects.clone(), tenancy.clone());
             let copied = ms_since(t0);
             let mut planned = pass.plan(&PassInputs::new(&objects, &tenancy));
+            let t_status = Instant::now();
             let statuses = planned.statuses(&tenancy, &[]);
+            planned.timings.push(("status", ms_since(t_status)));
             let t1 = Instant::now();
             // What the writer serialises: only what differs from the last pass.
             let queued = changed(&statuses, &previous).len();
