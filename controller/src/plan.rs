@@ -103,19 +103,32 @@ pub fn plan_with(
         addresses.insert(key.clone(), assignment);
     }
 
-    let rewritten: Vec<Object> = objects
+    // Only Gateways are rewritten; everything else is handed over by reference.
+    let rewritten: BTreeMap<GatewayKey, Object> = objects
         .iter()
         .filter_map(|o| match o {
-            // Gatehouse takes no parameters object: such a Gateway is not accepted.
-            Object::Gateway(gw) if parameters_ref(gw).is_some() => None,
-            Object::Gateway(gw) => match addresses.get(&gateway_key(gw)) {
-                Some(Assignment::Assigned(ip)) => Some(Object::Gateway(with_address(gw, *ip))),
-                Some(_) => None,
-                None => Some(o.clone()),
-            },
-            _ => Some(o.clone()),
+            Object::Gateway(gw) if parameters_ref(gw).is_none() => {
+                match addresses.get(&gateway_key(gw)) {
+                    Some(Assignment::Assigned(ip)) => {
+                        Some((gateway_key(gw), Object::Gateway(with_address(gw, *ip))))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
         })
         .collect();
+    let input = objects.iter().filter_map(|o| match o {
+        // Gatehouse takes no parameters object: such a Gateway is not accepted.
+        Object::Gateway(gw) if parameters_ref(gw).is_some() => None,
+        Object::Gateway(gw) => match addresses.get(&gateway_key(gw)) {
+            Some(Assignment::Assigned(_)) => rewritten.get(&gateway_key(gw)),
+            Some(_) => None,
+            None => Some(o),
+        },
+        _ => Some(o),
+    });
+    let translation = translate(input, &options());
     Plan {
         addresses,
         invalid_classes: resolution
@@ -123,7 +136,7 @@ pub fn plan_with(
             .iter()
             .map(|(class, e)| (class.clone(), e.to_string()))
             .collect(),
-        translation: translate(&rewritten, &options()),
+        translation,
     }
 }
 

@@ -47,7 +47,7 @@ pub(super) struct RefEnd<'r> {
 impl<'a> Index<'a> {
     /// Indexes `objects`; a second object with the same kind and name is reported and
     /// ignored so the result does not depend on which file the caller read last.
-    pub fn new(objects: &'a [Object], problems: &mut Vec<Problem>) -> Self {
+    pub fn new(objects: impl IntoIterator<Item = &'a Object>, problems: &mut Vec<Problem>) -> Self {
         let mut ix = Index::default();
         let mut seen = BTreeSet::new();
         for object in objects {

@@ -84,7 +84,12 @@ impl Problem {
     }
 }
 
-pub fn translate(objects: &[Object], opts: &TranslateOptions) -> Translation {
+/// `objects` is anything yielding `&Object` (a slice, a `Vec` of references), so a caller
+/// that substitutes a few objects need not copy the rest.
+pub fn translate<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
+    opts: &TranslateOptions,
+) -> Translation {
     let mut problems = Vec::new();
     let index = index::Index::new(objects, &mut problems);
     let gateways = listeners::translate(&index, opts, &mut problems);
