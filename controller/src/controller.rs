@@ -160,12 +160,14 @@ impl Reconciler {
     fn stand_by(&mut self) {
         self.desired.send_replace(None);
         self.last = None;
-        self.pass.forget_addresses();
+        self.pass.forget_term();
         self.writer.forget();
         self.provisioner.forget();
     }
 
     async fn reconcile(&mut self, caches: &Caches) {
+        // Before the caches: see `Caches::policy_changes`.
+        let policy = caches.policy_changes();
         let objects = caches.objects();
         let tenancy_objects = caches.tenancy();
         let resolution = self.provision(&objects, caches).await;
@@ -174,8 +176,9 @@ impl Reconciler {
             tenancy: &tenancy_objects,
             resolution: &resolution,
             now: gatehouse_core::certificate::unix_now(),
+            policy,
         };
-        let planned = self.pass.plan(&inputs);
+        let planned = self.pass.plan(inputs);
         self.log_problems(&planned.plan.translation.problems);
 
         let resources = &planned.plan.translation.resources;

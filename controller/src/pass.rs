@@ -8,7 +8,9 @@ use crate::provision::Resolution;
 use crate::status::{self, ProxyAcks, Statuses};
 use crate::tenancy::{self, Tenancy, TenancyObjects};
 use crate::tenant_certs;
+use crate::watch::PolicyChanges;
 use gatehouse_core::manifest::Object;
+use gatehouse_policy::Snapshot;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -22,6 +24,8 @@ pub struct PassInputs<'a> {
     pub resolution: &'a Resolution,
     /// Unix seconds, for certificate validity.
     pub now: i64,
+    /// What changed among the policy's inputs since the last pass.
+    pub policy: PolicyChanges,
 }
 
 impl<'a> PassInputs<'a> {
@@ -34,6 +38,7 @@ impl<'a> PassInputs<'a> {
             tenancy,
             resolution: &NO_RESOLUTION,
             now: gatehouse_core::certificate::unix_now(),
+            policy: PolicyChanges::Rebuild,
         }
     }
 }
@@ -56,6 +61,8 @@ pub struct Pass {
     addresses: BTreeMap<GatewayKey, IpAddr>,
     /// Last good version of each TenantCertificate, served while its Secret is broken.
     certificates: tenant_certs::Memory,
+    /// The tenancy policy's view, kept between passes and updated per change.
+    policy: Option<Snapshot>,
 }
 
 impl Pass {
@@ -64,17 +71,22 @@ impl Pass {
             pool,
             addresses: BTreeMap::new(),
             certificates: tenant_certs::Memory::default(),
+            policy: None,
         }
     }
 
-    /// A new leadership term starts from what status says, not from this term's memory.
-    pub fn forget_addresses(&mut self) {
+    /// A new leadership term starts from what status says, not from this term's memory,
+    /// and from a new policy snapshot.
+    pub fn forget_term(&mut self) {
         self.addresses.clear();
+        self.policy = None;
     }
 
-    pub fn plan(&mut self, inputs: &PassInputs<'_>) -> Planned {
+    pub fn plan(&mut self, inputs: PassInputs<'_>) -> Planned {
         let mut clock = Clock::start();
-        let tenancy = tenancy::plan(inputs.objects, inputs.tenancy);
+        let snapshot = self.policy_snapshot(&inputs);
+        clock.lap("policy_snapshot");
+        let tenancy = tenancy::plan_with(snapshot, inputs.tenancy);
         clock.lap("tenancy");
         let mut objects = inputs.objects.to_vec();
         objects.extend(tenancy.routes.iter().cloned().map(Object::HttpRoute));
@@ -106,6 +118,22 @@ impl Pass {
             certificates,
             timings: clock.laps,
         }
+    }
+}
+
+impl Pass {
+    /// The kept snapshot brought up to date, or a new one when a change needs it.
+    fn policy_snapshot(&mut self, inputs: &PassInputs<'_>) -> &Snapshot {
+        let updated = match (self.policy.take(), &inputs.policy) {
+            (Some(mut snapshot), PolicyChanges::Since(changes)) => changes
+                .iter()
+                .try_for_each(|c| snapshot.update(c))
+                .ok()
+                .map(|()| snapshot),
+            _ => None,
+        };
+        self.policy
+            .insert(updated.unwrap_or_else(|| tenancy::snapshot(inputs.objects, inputs.tenancy)))
     }
 }
 

@@ -77,10 +77,38 @@ pub fn route_name(tenant_route: &str) -> String {
 }
 
 pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
-    let snapshot = Snapshot::new(policy_objects(objects, tenancy));
+    plan_with(&snapshot(objects, tenancy), tenancy)
+}
+
+/// The policy's view of the world, built from every object. A caller that keeps it between
+/// passes updates it per watched change instead ([`Snapshot::update`]).
+pub fn snapshot(objects: &[Object], tenancy: &TenancyObjects) -> Snapshot {
+    Snapshot::new(policy_objects(objects, tenancy))
+}
+
+/// Whether the policy reads objects of this kind (and so must hear of their changes).
+pub fn is_policy_input(object: &PolicyObject) -> bool {
+    match object {
+        // Stand-ins are not hostname users of their own: their TenantRoute is.
+        PolicyObject::HttpRoute(r) => !is_stand_in(r),
+        PolicyObject::Namespace(_)
+        | PolicyObject::Gateway(_)
+        | PolicyObject::ReferenceGrant(_)
+        | PolicyObject::Tenant(_)
+        | PolicyObject::TenantRoute(_)
+        | PolicyObject::TenantCertificate(_) => true,
+        PolicyObject::GrpcRoute(_)
+        | PolicyObject::TlsRoute(_)
+        | PolicyObject::ListenerSet(_)
+        | PolicyObject::GatewayClass(_) => false,
+    }
+}
+
+/// [`plan`] against a snapshot of the same objects.
+pub fn plan_with(snapshot: &Snapshot, tenancy: &TenancyObjects) -> Tenancy {
     // Per object, the hostnames it lost, with why and to whom.
     let mut lost: BTreeMap<ObjectRef, Vec<(String, ConflictReason, ObjectRef)>> = BTreeMap::new();
-    for conflict in resolve_conflicts(&snapshot) {
+    for conflict in resolve_conflicts(snapshot) {
         for (loser, reason) in conflict.losers {
             lost.entry(loser).or_default().push((
                 conflict.hostname.clone(),
@@ -106,7 +134,7 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
         let (ns, name) = key_of(&route.metadata);
         let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
         let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = route_verdict(&snapshot, route, &ns, my_losses);
+        let verdict = route_verdict(snapshot, route, &ns, my_losses);
         if let Some(tenant) = &verdict.tenant {
             if let Some(t) = out.tenants.get_mut(tenant) {
                 for (hostname, reason, winner) in my_losses {
@@ -130,7 +158,7 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
         let (ns, name) = key_of(&cert.metadata);
         let me = ObjectRef::new(Kind::TenantCertificate, Some(&ns), &name);
         let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = crate::tenant_certs::verdict(&snapshot, cert, &ns, my_losses);
+        let verdict = crate::tenant_certs::verdict(snapshot, cert, &ns, my_losses);
         if let Some(t) = verdict.tenant.as_ref().and_then(|t| out.tenants.get_mut(t)) {
             for (hostname, reason, winner) in my_losses {
                 t.lost
@@ -416,6 +444,87 @@ spec:
                 _ => None,
             })
             .collect()
+    }
+
+    /// What a pass decides about TenantRoutes, in a form two passes can be compared by.
+    fn decided(
+        pass: &mut crate::pass::Pass,
+        objects: &[Object],
+        tenancy_objects: &TenancyObjects,
+        policy: crate::watch::PolicyChanges,
+    ) -> (BTreeMap<(String, String), RouteVerdict>, Vec<HttpRoute>) {
+        let planned = pass.plan(crate::pass::PassInputs {
+            policy,
+            ..crate::pass::PassInputs::new(objects, tenancy_objects)
+        });
+        (planned.tenancy.verdicts, planned.tenancy.routes)
+    }
+
+    #[test]
+    fn a_kept_snapshot_updated_per_change_decides_as_one_built_afresh() {
+        use crate::watch::PolicyChanges::{Rebuild, Since};
+        use gatehouse_policy::Change::{Applied, Deleted};
+        let objects = world();
+        let pool = || "127.0.0.10-127.0.0.20".parse().unwrap();
+        let alice_first = tenant_route(
+            "alice-web",
+            "a",
+            "[free.example.org]",
+            "2026-02-01T00:00:01Z",
+        );
+        let bob_later = tenant_route("bob-web", "b", "[free.example.org]", "2026-02-01T00:00:05Z");
+        let mut tenancy_objects = TenancyObjects {
+            tenants: vec![
+                tenant("alice", "alice-web", "['*.alice.example.com']", true),
+                tenant("bob", "bob-web", "['*.bob.example.com']", true),
+            ],
+            routes: vec![alice_first.clone()],
+            certificates: vec![],
+        };
+        let mut kept = crate::pass::Pass::new(pool());
+        decided(&mut kept, &objects, &tenancy_objects, Rebuild);
+
+        // bob's route arrives and loses the hostname to alice's older one...
+        tenancy_objects.routes.push(bob_later.clone());
+        let step = Since(vec![Applied(bob_later.clone().into())]);
+        let incremental = decided(&mut kept, &objects, &tenancy_objects, step);
+        let afresh = decided(
+            &mut crate::pass::Pass::new(pool()),
+            &objects,
+            &tenancy_objects,
+            Rebuild,
+        );
+        assert_eq!(incremental, afresh);
+        let bob = &incremental.0[&("bob-web".to_string(), "b".to_string())];
+        assert!(!bob.hostnames[0].held, "{bob:?}");
+
+        // ...and wins it once alice's route is deleted.
+        tenancy_objects
+            .routes
+            .retain(|r| r.metadata.name.as_deref() == Some("b"));
+        let step = Since(vec![Deleted(alice_first.into())]);
+        let incremental = decided(&mut kept, &objects, &tenancy_objects, step);
+        let afresh = decided(
+            &mut crate::pass::Pass::new(pool()),
+            &objects,
+            &tenancy_objects,
+            Rebuild,
+        );
+        assert_eq!(incremental, afresh);
+        let bob = &incremental.0[&("bob-web".to_string(), "b".to_string())];
+        assert!(bob.hostnames[0].held, "{bob:?}");
+
+        // A Tenant change cannot be applied in place: the pass rebuilds, and still agrees.
+        tenancy_objects.tenants[1] = tenant("bob", "bob-web", "[free.example.org]", false);
+        let step = Since(vec![Applied(tenancy_objects.tenants[1].clone().into())]);
+        let incremental = decided(&mut kept, &objects, &tenancy_objects, step);
+        let afresh = decided(
+            &mut crate::pass::Pass::new(pool()),
+            &objects,
+            &tenancy_objects,
+            Rebuild,
+        );
+        assert_eq!(incremental, afresh);
     }
 
     #[test]

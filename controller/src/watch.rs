@@ -13,6 +13,7 @@ use crate::tenancy::TenancyObjects;
 use futures_util::StreamExt;
 use gatehouse_core::manifest::Object;
 use gatehouse_crds::{GatewayClassConfig, Tenant, TenantCertificate, TenantRoute};
+use gatehouse_policy::{Change, Object as PolicyObject};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -54,6 +55,8 @@ pub struct Caches {
     class_configs: Store<GatewayClassConfig>,
     /// Only the Deployments we provisioned (by label).
     provisioned: Store<Deployment>,
+    /// Changes of the kinds the tenancy policy reads, since the last pass took them.
+    policy: Arc<PolicyLog>,
 }
 
 impl Caches {
@@ -73,13 +76,14 @@ impl Caches {
         // events, and must not each cost a pass.
         let ours = StatusChanges::Ignored;
         let theirs = StatusChanges::Count;
+        let policy = Arc::new(PolicyLog::default());
         Caches {
-            classes: cache(client, tasks, changed, all(), required, ours),
-            gateways: cache(client, tasks, changed, all(), required, ours),
-            routes: cache(client, tasks, changed, all(), required, ours),
-            grpc_routes: cache(client, tasks, changed, all(), optional, ours),
-            tls_routes: cache(client, tasks, changed, all(), optional, ours),
-            listener_sets: cache(client, tasks, changed, all(), optional, ours),
+            classes: cache(client, tasks, changed, all(), required, ours, None),
+            gateways: cache(client, tasks, changed, all(), required, ours, feed(&policy)),
+            routes: cache(client, tasks, changed, all(), required, ours, feed(&policy)),
+            grpc_routes: cache(client, tasks, changed, all(), optional, ours, None),
+            tls_routes: cache(client, tasks, changed, all(), optional, ours, None),
+            listener_sets: cache(client, tasks, changed, all(), optional, ours, None),
             secrets: cache(
                 client,
                 tasks,
@@ -87,15 +91,40 @@ impl Caches {
                 all().fields("type=kubernetes.io/tls"),
                 required,
                 theirs,
+                None,
             ),
-            grants: cache(client, tasks, changed, all(), optional, theirs),
-            services: cache(client, tasks, changed, all(), required, theirs),
-            slices: cache(client, tasks, changed, all(), required, theirs),
-            namespaces: cache(client, tasks, changed, all(), required, theirs),
-            tenants: cache(client, tasks, changed, all(), optional, ours),
-            tenant_routes: cache(client, tasks, changed, all(), optional, ours),
-            tenant_certificates: cache(client, tasks, changed, all(), optional, ours),
-            class_configs: cache(client, tasks, changed, all(), optional, theirs),
+            grants: cache(
+                client,
+                tasks,
+                changed,
+                all(),
+                optional,
+                theirs,
+                feed(&policy),
+            ),
+            services: cache(client, tasks, changed, all(), required, theirs, None),
+            slices: cache(client, tasks, changed, all(), required, theirs, None),
+            namespaces: cache(
+                client,
+                tasks,
+                changed,
+                all(),
+                required,
+                theirs,
+                feed(&policy),
+            ),
+            tenants: cache(client, tasks, changed, all(), optional, ours, feed(&policy)),
+            tenant_routes: cache(client, tasks, changed, all(), optional, ours, feed(&policy)),
+            tenant_certificates: cache(
+                client,
+                tasks,
+                changed,
+                all(),
+                optional,
+                ours,
+                feed(&policy),
+            ),
+            class_configs: cache(client, tasks, changed, all(), optional, theirs, None),
             provisioned: cache(
                 client,
                 tasks,
@@ -103,7 +132,9 @@ impl Caches {
                 all().labels(&crate::provision::apply::managed_selector()),
                 required,
                 theirs,
+                None,
             ),
+            policy,
         }
     }
 
@@ -154,6 +185,13 @@ impl Caches {
 }
 
 impl Caches {
+    /// The policy changes watched since the last call. Take them before reading the caches:
+    /// a change that lands in between is then both in what is read and in the next batch
+    /// (applying it twice is harmless), never in neither.
+    pub fn policy_changes(&self) -> PolicyChanges {
+        self.policy.take()
+    }
+
     /// GatewayClass parameters, and the Deployments we provisioned: `provision`'s inputs.
     pub fn provisioning(&self) -> (Vec<GatewayClassConfig>, Vec<Deployment>) {
         fn all<K: Clone + Resource<DynamicType = ()>>(store: &Store<K>) -> Vec<K> {
@@ -180,6 +218,62 @@ impl Caches {
 enum Presence {
     Required,
     Optional { recheck: Duration },
+}
+
+/// Watched changes for the policy snapshot the pass keeps.
+#[derive(Debug, Default)]
+pub struct PolicyLog(std::sync::Mutex<PolicyChanges>);
+
+/// What happened to the policy's inputs since the last pass.
+#[derive(Debug, Default)]
+pub enum PolicyChanges {
+    /// Rebuild from everything (first pass, a relist, or too many changes to be worth it).
+    #[default]
+    Rebuild,
+    Since(Vec<Change>),
+}
+
+/// Past this many changes between passes a rebuild is as cheap, and a standby (which never
+/// takes them) must not hoard them.
+const POLICY_LOG_LIMIT: usize = 10_000;
+
+impl PolicyLog {
+    fn push(&self, change: Change) {
+        let mut log = self.lock();
+        match &mut *log {
+            PolicyChanges::Rebuild => {}
+            PolicyChanges::Since(changes) if changes.len() >= POLICY_LOG_LIMIT => {
+                *log = PolicyChanges::Rebuild;
+            }
+            PolicyChanges::Since(changes) => changes.push(change),
+        }
+    }
+
+    fn relisted(&self) {
+        *self.lock() = PolicyChanges::Rebuild;
+    }
+
+    fn take(&self) -> PolicyChanges {
+        std::mem::replace(&mut *self.lock(), PolicyChanges::Since(Vec::new()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PolicyChanges> {
+        // A panic while holding the lock leaves a plain value behind, still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where a kind the policy reads sends its changes.
+struct PolicyFeed<K> {
+    log: Arc<PolicyLog>,
+    convert: fn(K) -> PolicyObject,
+}
+
+fn feed<K: Into<PolicyObject>>(log: &Arc<PolicyLog>) -> Option<PolicyFeed<K>> {
+    Some(PolicyFeed {
+        log: log.clone(),
+        convert: K::into,
+    })
 }
 
 /// Whether an update that changed only an object's status is a change to reconcile.
@@ -226,6 +320,7 @@ fn cache<K>(
     config: watcher::Config,
     presence: Presence,
     status_changes: StatusChanges,
+    policy: Option<PolicyFeed<K>>,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -237,6 +332,9 @@ where
         if let Presence::Optional { recheck } = presence {
             wait_until_served(&api, recheck, || {
                 // Listed, and empty: the caches can be ready without this kind.
+                if let Some(p) = &policy {
+                    p.log.relisted();
+                }
                 writer.apply_watcher_event(&watcher::Event::Init);
                 writer.apply_watcher_event(&watcher::Event::InitDone);
                 changed.notify_one();
@@ -254,6 +352,9 @@ where
             match event {
                 Ok(watcher::Event::Apply(o)) => {
                     if seen.changed(&o) || status_changes == StatusChanges::Count {
+                        if let Some(p) = &policy {
+                            p.log.push(Change::Applied((p.convert)(o)));
+                        }
                         changed.notify_one();
                     }
                 }
@@ -264,9 +365,18 @@ where
                     if let Some(uid) = &o.meta().uid {
                         seen.0.remove(uid);
                     }
+                    if let Some(p) = &policy {
+                        p.log.push(Change::Deleted((p.convert)(o)));
+                    }
                     changed.notify_one();
                 }
-                Ok(watcher::Event::InitDone) => changed.notify_one(),
+                Ok(watcher::Event::InitDone) => {
+                    // A relist replaced the store whole; deletions in between were never seen.
+                    if let Some(p) = &policy {
+                        p.log.relisted();
+                    }
+                    changed.notify_one();
+                }
                 Ok(watcher::Event::Init) => {}
                 Err(e) => tracing::warn!(kind = %K::kind(&()), "watch failed, retrying: {e}"),
             }

@@ -11,10 +11,13 @@ use clap::Parser;
 use gatehouse_controller::addresses::Pool;
 use gatehouse_controller::pass::{Pass, PassInputs};
 use gatehouse_controller::tenancy::TenancyObjects;
+use gatehouse_controller::watch::PolicyChanges;
 use gatehouse_controller::writer::changed;
 use gatehouse_core::diff::diff;
 use gatehouse_core::manifest::Object;
 use gatehouse_core::scope::{Scope, select};
+use gatehouse_crds::TenantRoute;
+use gatehouse_policy::Change;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -46,22 +49,29 @@ fn main() -> anyhow::Result<()> {
         let scope = Scope::parse(&[format!("{INFRA}/shared")])?;
         // The first pass fills the memories (addresses, certificates, written statuses,
         // what the proxy holds); later ones meet the steady state a change meets.
-        let warm = pass.plan(&PassInputs::new(&objects, &tenancy));
+        let warm = pass.plan(PassInputs::new(&objects, &tenancy));
         let mut previous = warm.statuses(&tenancy, &[]);
         let mut held = select(&warm.plan.translation.resources, &scope);
         let mut totals = Vec::new();
         let mut stages: Vec<Vec<(&'static str, f64)>> = Vec::new();
         for i in 0..args.repeat {
             let mut tenancy = tenancy.clone();
-            // One route changed, as in the probe.
-            tenancy
-                .routes
-                .push(typed(tenant_route(n + i, args.tenants))?);
+            // One route added (and the previous round's removed), as the watches report it.
+            let added: TenantRoute = typed(tenant_route(n + i, args.tenants))?;
+            let mut changes = vec![Change::Applied(added.clone().into())];
+            if i > 0 {
+                let gone: TenantRoute = typed(tenant_route(n + i - 1, args.tenants))?;
+                changes.insert(0, Change::Deleted(gone.into()));
+            }
+            tenancy.routes.push(added);
             let t0 = Instant::now();
             // The caches hand out copies, as the loop's pass gets them.
             let (objects, tenancy) = (objects.clone(), tenancy.clone());
             let copied = ms_since(t0);
-            let mut planned = pass.plan(&PassInputs::new(&objects, &tenancy));
+            let mut planned = pass.plan(PassInputs {
+                policy: PolicyChanges::Since(changes),
+                ..PassInputs::new(&objects, &tenancy)
+            });
             let t_status = Instant::now();
             let statuses = planned.statuses(&tenancy, &[]);
             planned.timings.push(("status", ms_since(t_status)));
