@@ -5,10 +5,12 @@
 mod codec;
 mod messages;
 mod service;
+mod tls;
 
 pub use codec::{PayloadError, decode_delta, decode_keys, encode_delta, encode_keys};
 pub use messages::*;
 pub use service::{ConfigClient, ConfigServer, Distributor, OpenFuture, UpdateStream};
+pub use tls::{ClientTls, ServerTls, TlsFileError, read_pem};
 
 /// The largest message either side accepts: a full snapshot of a big config is one message.
 pub const MAX_MESSAGE: usize = 512 << 20;

@@ -3,6 +3,7 @@
 
 use crate::MAX_MESSAGE;
 use crate::messages::{ConfigUpdate, ProxyMessage};
+use crate::tls::ClientTls;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -102,9 +103,17 @@ pub struct ConfigClient {
 }
 
 impl ConfigClient {
-    /// Connects to `url` (`http://host:port`).
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_string())?
+    /// Connects to `url`: `http://host:port`, or `https://host:port` with `tls`.
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, tonic::transport::Error> {
+        let mut endpoint = Endpoint::from_shared(url.to_string())?;
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls.config())?;
+        }
+        let channel = endpoint
             .connect_timeout(timeout)
             // A controller that vanished without closing (host down, partition) is noticed.
             .http2_keep_alive_interval(Duration::from_secs(10))

@@ -12,6 +12,7 @@ use crate::watch::Caches;
 use crate::write_queue::WriteQueue;
 use crate::writer::StatusWriter;
 use futures_util::FutureExt;
+use gatehouse_config_api::ServerTls;
 use gatehouse_core::manifest::Object;
 use gatehouse_core::scope::Config as ProxyConfig;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -43,6 +44,8 @@ const REPLAN_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
 pub struct Config {
     /// Where proxies connect for their config stream.
     pub config_listen: SocketAddr,
+    /// mTLS for the config stream; without it the stream is plaintext.
+    pub config_tls: Option<ServerTls>,
     pub pool: Pool,
     /// Least time between the end of one pass and the start of the next, so a burst of
     /// events costs a few passes; a change after a quiet spell is not delayed.
@@ -83,8 +86,19 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
     let registry = Arc::new(Registry::new(acked.clone()));
     let distribution = Distribution::new(registry.clone(), desired_rx, leading.clone(), lease_api);
     tracing::info!(addr = %config.config_listen, "config API listening");
+    match &config.config_tls {
+        Some(_) => tracing::info!("config API requires client certificates (mTLS)"),
+        None if !config.config_listen.ip().is_loopback() => tracing::warn!(
+            addr = %config.config_listen,
+            "config API is PLAINTEXT and unauthenticated on a non-loopback address: anyone who \
+             reaches it can read every TLS private key; set --config-tls-cert, --config-tls-key \
+             and --config-client-ca"
+        ),
+        None => {}
+    }
+    let tls = config.config_tls.clone();
     tasks.spawn(async move {
-        if let Err(e) = distribute::serve(listener, Arc::new(distribution)).await {
+        if let Err(e) = distribute::serve(listener, Arc::new(distribution), tls.as_ref()).await {
             tracing::error!("config API stopped: {e}");
         }
     });

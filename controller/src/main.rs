@@ -1,5 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gatehouse_config_api::ServerTls;
 use gatehouse_controller::addresses::Pool;
 use gatehouse_controller::leader::LeaseConfig;
 use std::net::SocketAddr;
@@ -32,6 +33,15 @@ enum Command {
         /// private network).
         #[arg(long, default_value = "0.0.0.0:18000")]
         config_listen: SocketAddr,
+        /// Certificate (PEM) the config API presents to proxies; with --config-tls-key and
+        /// --config-client-ca it turns on mTLS.
+        #[arg(long, requires_all = ["config_tls_key", "config_client_ca"])]
+        config_tls_cert: Option<PathBuf>,
+        #[arg(long, requires_all = ["config_tls_cert", "config_client_ca"])]
+        config_tls_key: Option<PathBuf>,
+        /// CA bundle (PEM) proxy client certificates must chain to.
+        #[arg(long, requires_all = ["config_tls_cert", "config_tls_key"])]
+        config_client_ca: Option<PathBuf>,
         /// Range Gateway addresses are assigned from.
         #[arg(long, default_value = "127.0.0.10-127.0.0.200")]
         address_pool: Pool,
@@ -75,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Run {
             kubeconfig,
             config_listen,
+            config_tls_cert,
+            config_tls_key,
+            config_client_ca,
             address_pool,
             proxy_controller_url,
             debounce_ms,
@@ -95,8 +108,13 @@ async fn main() -> anyhow::Result<()> {
             let client = gatehouse_controller::client::connect(kubeconfig.as_deref())
                 .await
                 .context("connecting to the API server")?;
+            let config_tls = match (config_tls_cert, config_tls_key, config_client_ca) {
+                (Some(cert), Some(key), Some(ca)) => Some(ServerTls::load(&cert, &key, &ca)?),
+                _ => None,
+            };
             let config = gatehouse_controller::Config {
                 config_listen,
+                config_tls,
                 pool: address_pool,
                 debounce: Duration::from_millis(debounce_ms),
                 lease,

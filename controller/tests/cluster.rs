@@ -251,6 +251,7 @@ fn start_proxy(config_ports: &[u16], gateways: &[String]) -> Proxy {
             min: Duration::from_millis(50),
             max: Duration::from_millis(500),
         },
+        tls: None,
     };
     tokio::spawn(gatehouse_proxy::stream::run(proxy.store.clone(), stream));
     proxy
@@ -266,6 +267,7 @@ fn start_controller(
         client.clone(),
         gatehouse_controller::Config {
             config_listen: SocketAddr::from(([127, 0, 0, 1], config_port)),
+            config_tls: None,
             pool: POOL.parse().unwrap(),
             debounce: Duration::from_millis(50),
             lease,

@@ -2,7 +2,9 @@
 //! a real socket, real proxies following it with `gatehouse_proxy::stream`. The desired
 //! config is set directly (no cluster needed); cluster.rs covers the path from objects.
 
-use gatehouse_config_api::{ConfigClient, Hello, ProxyMessage, proxy_message::Kind};
+use gatehouse_config_api::{
+    ClientTls, ConfigClient, Hello, ProxyMessage, ServerTls, proxy_message::Kind,
+};
 use gatehouse_controller::distribute::{self, Distribution, Registry};
 use gatehouse_core::model::*;
 use gatehouse_core::scope::Config;
@@ -30,6 +32,10 @@ impl Drop for Controller {
 }
 
 async fn controller(leading: bool) -> Controller {
+    controller_with_tls(leading, None).await
+}
+
+async fn controller_with_tls(leading: bool, tls: Option<ServerTls>) -> Controller {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -37,13 +43,14 @@ async fn controller(leading: bool) -> Controller {
             .try_init();
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     let (desired, desired_rx) = watch::channel(None);
     let (leading, leading_rx) = watch::channel(leading);
     let registry = Arc::new(Registry::new(Arc::new(Notify::new())));
     let distribution = Distribution::new(registry.clone(), desired_rx, leading_rx, None);
     let server = tokio::spawn(async move {
-        distribute::serve(listener, Arc::new(distribution))
+        distribute::serve(listener, Arc::new(distribution), tls.as_ref())
             .await
             .unwrap();
     });
@@ -58,6 +65,14 @@ async fn controller(leading: bool) -> Controller {
 
 /// A proxy following `controllers` in turn; the task is its stream client.
 fn proxy(controllers: &[&Controller], gateways: &[&str]) -> (Proxy, JoinHandle<()>) {
+    proxy_with_tls(controllers, gateways, None)
+}
+
+fn proxy_with_tls(
+    controllers: &[&Controller],
+    gateways: &[&str],
+    tls: Option<ClientTls>,
+) -> (Proxy, JoinHandle<()>) {
     let proxy = Proxy::start(1);
     let config = StreamConfig {
         controllers: controllers.iter().map(|c| c.url.clone()).collect(),
@@ -66,6 +81,7 @@ fn proxy(controllers: &[&Controller], gateways: &[&str]) -> (Proxy, JoinHandle<(
             min: Duration::from_millis(20),
             max: Duration::from_millis(200),
         },
+        tls,
     };
     let task = tokio::spawn(gatehouse_proxy::stream::run(proxy.store.clone(), config));
     (proxy, task)
@@ -293,7 +309,7 @@ async fn a_new_controller_snapshot_removes_stale_resources_and_keeps_the_rest() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_refuses_with_unavailable_naming_itself_a_standby() {
     let standby = controller(false).await;
-    let mut client = ConfigClient::connect(&standby.url, Duration::from_secs(2))
+    let mut client = ConfigClient::connect(&standby.url, Duration::from_secs(2), None)
         .await
         .unwrap();
     let hello = ProxyMessage {
@@ -405,4 +421,136 @@ async fn a_rejected_update_keeps_the_old_config_and_is_reported() {
             .is_some_and(|p| p.rejection.is_none())
     })
     .await;
+}
+
+/// A CA for the config stream's mTLS tests.
+struct TestCa(rcgen::Issuer<'static, rcgen::KeyPair>, String);
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let pem = params.self_signed(&key).unwrap().pem();
+        TestCa(rcgen::Issuer::new(params, key), pem)
+    }
+
+    /// (certificate, key) PEM for `names` (host names or IP addresses).
+    fn leaf(&self, names: &[&str]) -> (Vec<u8>, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let cert = params.signed_by(&key, &self.0).unwrap();
+        (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+    }
+
+    fn pem(&self) -> Vec<u8> {
+        self.1.clone().into_bytes()
+    }
+}
+
+/// A controller on 127.0.0.1 with a certificate from `server_ca`, accepting proxies whose
+/// certificates chain to `client_ca`.
+async fn mtls_controller(server_ca: &TestCa, client_ca: &TestCa) -> Controller {
+    let (cert, key) = server_ca.leaf(&["127.0.0.1", "localhost"]);
+    let tls = ServerTls {
+        cert,
+        key,
+        client_ca: client_ca.pem(),
+    };
+    let c = controller_with_tls(true, Some(tls)).await;
+    c.desired.send_replace(config(&[
+        listener("m"),
+        backend("m"),
+        route("rm", "m", None),
+    ]));
+    c
+}
+
+fn client_tls(trusted: &TestCa, issuer: &TestCa) -> ClientTls {
+    let (cert, key) = issuer.leaf(&["proxy.gatehouse.test"]);
+    ClientTls {
+        ca: trusted.pem(),
+        cert,
+        key,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mtls_a_proxy_holding_a_certificate_from_the_client_ca_is_served() {
+    let (servers, proxies) = (TestCa::new("servers"), TestCa::new("proxies"));
+    let c = mtls_controller(&servers, &proxies).await;
+    let (p, _task) = proxy_with_tls(&[&c], &[], Some(client_tls(&servers, &proxies)));
+    let want = sorted(&[
+        "Listener ns/m/http",
+        "Backend ns/m-svc:80",
+        "HTTPRoute ns/rm",
+    ]);
+    until("snapshot over mTLS", || held(&p) == want).await;
+    until("ack recorded", || c.registry.connected().len() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mtls_a_proxy_without_a_valid_client_certificate_gets_nothing() {
+    let (servers, proxies, strangers) = (
+        TestCa::new("servers"),
+        TestCa::new("proxies"),
+        TestCa::new("strangers"),
+    );
+    let c = mtls_controller(&servers, &proxies).await;
+    // A certificate from another CA, and plaintext: neither gets a stream.
+    let (foreign, _t1) = proxy_with_tls(&[&c], &[], Some(client_tls(&servers, &strangers)));
+    let plain_url = c.url.replace("https://", "http://");
+    let plain = Controller {
+        url: plain_url,
+        desired: watch::channel(None).0,
+        leading: watch::channel(true).0,
+        registry: c.registry.clone(),
+        server: tokio::spawn(async {}),
+    };
+    let (cleartext, _t2) = proxy(&[&plain], &[]);
+    // And a raw client that offers no certificate at all.
+    let ca_only = ClientTls {
+        ca: servers.pem(),
+        cert: Vec::new(),
+        key: Vec::new(),
+    };
+    let no_cert = ConfigClient::connect(&c.url, Duration::from_secs(2), Some(&ca_only)).await;
+    if let Ok(mut client) = no_cert {
+        let hello = ProxyMessage {
+            kind: Some(Kind::Hello(Hello::default())),
+        };
+        let opened = client.open(futures_util::stream::iter([hello])).await;
+        assert!(
+            opened.is_err(),
+            "a client without a certificate opened a stream"
+        );
+    }
+    // Give them time to try, with several reconnects.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(held(&foreign).is_empty(), "{:?}", held(&foreign));
+    assert!(held(&cleartext).is_empty(), "{:?}", held(&cleartext));
+    assert!(c.registry.connected().is_empty());
+
+    // The same controller still serves a proxy with the right certificate.
+    let (good, _t3) = proxy_with_tls(&[&c], &[], Some(client_tls(&servers, &proxies)));
+    until("snapshot over mTLS", || !held(&good).is_empty()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_does_not_trust_the_controller_certificate_refuses_it() {
+    let (servers, proxies, other) = (
+        TestCa::new("servers"),
+        TestCa::new("proxies"),
+        TestCa::new("other"),
+    );
+    let c = mtls_controller(&servers, &proxies).await;
+    // Its client certificate is fine, but it trusts another CA for the controller.
+    let (p, _task) = proxy_with_tls(&[&c], &[], Some(client_tls(&other, &proxies)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(held(&p).is_empty(), "{:?}", held(&p));
+    assert!(c.registry.connected().is_empty());
 }

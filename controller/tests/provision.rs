@@ -271,6 +271,7 @@ async fn provisioned_and_shared_fleet_gateways() {
         gatehouse_controller::Config {
             // No proxy connects in this test: the config API only has to bind.
             config_listen: "127.0.0.1:0".parse().unwrap(),
+            config_tls: None,
             pool: "127.0.0.10-127.0.0.200".parse().unwrap(),
             debounce: Duration::from_millis(50),
             lease: None,

@@ -42,6 +42,15 @@ enum Command {
         /// of the controller's classes.
         #[arg(long = "gateway", requires = "controllers")]
         gateways: Vec<String>,
+        /// CA (PEM) the controller's certificate must chain to; needed for https://
+        /// controller URLs, with --client-cert and --client-key (mTLS).
+        #[arg(long, requires_all = ["client_cert", "client_key"])]
+        controller_ca: Option<PathBuf>,
+        /// This proxy's client certificate (PEM) for the config stream.
+        #[arg(long, requires_all = ["controller_ca", "client_key"])]
+        client_cert: Option<PathBuf>,
+        #[arg(long, requires_all = ["controller_ca", "client_cert"])]
+        client_key: Option<PathBuf>,
     },
     /// Serve a directory of Kubernetes YAML (Gateway, HTTPRoute, GRPCRoute, TLSRoute, Service,
     /// EndpointSlice, kubernetes.io/tls Secret...),
@@ -87,8 +96,12 @@ fn main() -> anyhow::Result<()> {
                 admin,
                 controllers,
                 gateways,
+                controller_ca,
+                client_cert,
+                client_key,
             } => {
                 gatehouse_core::scope::Scope::parse(&gateways).context("--gateway")?;
+                let tls = stream::client_tls(&controllers, controller_ca, client_cert, client_key)?;
                 let proxy = Proxy::start(threads);
                 let addr = proxy
                     .serve_admin(admin)
@@ -99,6 +112,7 @@ fn main() -> anyhow::Result<()> {
                     controllers,
                     gateways,
                     backoff: stream::Backoff::default(),
+                    tls,
                 };
                 tokio::select! {
                     () = stream::run(proxy.store.clone(), stream.clone()), if !stream.controllers.is_empty() => {}

@@ -10,8 +10,10 @@
 use crate::store::ConfigStore;
 use gatehouse_config_api::proxy_message::Kind;
 use gatehouse_config_api::{
-    Ack, ConfigClient, ConfigUpdate, Hello, Nack, ProxyMessage, decode_delta, encode_keys,
+    Ack, ClientTls, ConfigClient, ConfigUpdate, Hello, Nack, ProxyMessage, TlsFileError,
+    decode_delta, encode_keys,
 };
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -52,6 +54,41 @@ pub struct StreamConfig {
     /// Gateways served (`namespace/name`); empty: all of the controller's.
     pub gateways: Vec<String>,
     pub backoff: Backoff,
+    /// mTLS for `https://` controller URLs.
+    pub tls: Option<ClientTls>,
+}
+
+/// The stream's TLS from the proxy's flags: every controller URL must be `https://` when
+/// the files are given and `http://` when they are not, so a typo never silently sends the
+/// stream in the clear.
+pub fn client_tls(
+    controllers: &[String],
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<ClientTls>, TlsSetupError> {
+    let tls = match (ca, cert, key) {
+        (Some(ca), Some(cert), Some(key)) => Some(ClientTls::load(&ca, &cert, &key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https://" } else { "http://" };
+    if let Some(url) = controllers.iter().find(|u| !u.starts_with(scheme)) {
+        return Err(TlsSetupError::Scheme {
+            url: url.clone(),
+            expected: scheme,
+        });
+    }
+    Ok(tls)
+}
+
+#[derive(Debug, Error)]
+pub enum TlsSetupError {
+    #[error(transparent)]
+    File(#[from] TlsFileError),
+    #[error(
+        "--controller {url}: expected a {expected} URL (https:// goes with --controller-ca, --client-cert and --client-key)"
+    )]
+    Scheme { url: String, expected: &'static str },
 }
 
 #[derive(Debug, Error)]
@@ -79,7 +116,8 @@ pub async fn run(store: Arc<ConfigStore>, config: StreamConfig) {
         let mut progressed = false;
         for url in &config.controllers {
             let mut applied = false;
-            let result = follow(&store, url, &config.gateways, &mut held, &mut applied).await;
+            let tls = config.tls.as_ref();
+            let result = follow(&store, url, tls, &config.gateways, &mut held, &mut applied).await;
             progressed |= applied;
             match result {
                 Err(StreamError::Status { status, .. })
@@ -103,11 +141,12 @@ pub async fn run(store: Arc<ConfigStore>, config: StreamConfig) {
 async fn follow(
     store: &ConfigStore,
     url: &str,
+    tls: Option<&ClientTls>,
     gateways: &[String],
     held: &mut Held,
     applied: &mut bool,
 ) -> Result<(), StreamError> {
-    let mut client = ConfigClient::connect(url, CONNECT_TIMEOUT)
+    let mut client = ConfigClient::connect(url, CONNECT_TIMEOUT, tls)
         .await
         .map_err(|e| StreamError::Connect {
             url: url.to_string(),
@@ -224,5 +263,43 @@ mod tests {
         let spread: std::collections::BTreeSet<u128> =
             (0..50).map(|_| b.wait(4).as_millis()).collect();
         assert!(spread.len() > 5, "no jitter: {spread:?}");
+    }
+
+    #[test]
+    fn controller_urls_must_match_the_tls_flags() {
+        let https = vec!["https://ctl:18000".to_string()];
+        let err = client_tls(&https, None, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("https://ctl:18000") && err.contains("http://"),
+            "{err}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("gh-stream-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("x.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let http = vec!["http://ctl:18000".to_string()];
+        let files = || (Some(pem.clone()), Some(pem.clone()), Some(pem.clone()));
+        let (ca, cert, key) = files();
+        let err = client_tls(&http, ca, cert, key).unwrap_err().to_string();
+        assert!(err.contains("expected a https://"), "{err}");
+        let (ca, cert, key) = files();
+        assert!(client_tls(&https, ca, cert, key).unwrap().is_some());
+
+        let missing = dir.join("missing.pem");
+        let err = client_tls(&https, Some(missing), Some(pem.clone()), Some(pem))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--controller-ca ") && err.contains("missing.pem"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

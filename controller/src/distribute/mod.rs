@@ -14,6 +14,7 @@ mod stream;
 pub use registry::{Connected, Registry};
 pub use session::{Held, ProtocolError, Rejection, Session, full_resync};
 
+use gatehouse_config_api::ServerTls;
 use gatehouse_config_api::proxy_message::Kind;
 use gatehouse_config_api::{ConfigServer, Distributor, OpenFuture, ProxyMessage, decode_keys};
 use gatehouse_core::scope::{Config, Scope};
@@ -63,8 +64,13 @@ impl Distribution {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     distribution: Arc<Distribution>,
+    tls: Option<&ServerTls>,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls.config())?;
+    }
+    server
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(ConfigServer::new(distribution))
