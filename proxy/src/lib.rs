@@ -33,6 +33,17 @@ pub type GatewayApp = HttpProxy<Gateway>;
 /// request paid for a new connect.
 const UPSTREAM_IDLE_PER_THREAD: usize = 1024;
 
+/// Which address the listeners' sockets bind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Binding {
+    /// The address each listener names (local mode: the Gateway's assigned address).
+    #[default]
+    AsConfigured,
+    /// `0.0.0.0`/`::` on each listener's port, for a proxy behind a Service whose
+    /// Gateway address is not its own (`--bind-any`).
+    AnyAddress,
+}
+
 /// A running data plane inside the current tokio runtime.
 pub struct Proxy {
     pub store: Arc<ConfigStore>,
@@ -43,7 +54,14 @@ pub struct Proxy {
 impl Proxy {
     /// Starts the listener manager; sockets follow the store from here on.
     pub fn start(threads: usize) -> Proxy {
-        let store = Arc::new(ConfigStore::default());
+        Self::start_with(threads, Binding::AsConfigured)
+    }
+
+    pub fn start_with(threads: usize, binding: Binding) -> Proxy {
+        let store = Arc::new(match binding {
+            Binding::AsConfigured => ConfigStore::default(),
+            Binding::AnyAddress => ConfigStore::binding_any_address(),
+        });
         let conf = ServerConf {
             threads,
             upstream_keepalive_pool_size: UPSTREAM_IDLE_PER_THREAD,

@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gatehouse_proxy::{Proxy, echo::EchoBackend, listeners, standalone, stream};
+use gatehouse_proxy::{Binding, Proxy, echo::EchoBackend, listeners, standalone, stream};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::apps::http_app::HttpServer;
 use std::net::{IpAddr, SocketAddr};
@@ -51,6 +51,11 @@ enum Command {
         client_cert: Option<PathBuf>,
         #[arg(long, requires_all = ["controller_ca", "client_cert"])]
         client_key: Option<PathBuf>,
+        /// Bind every listener on 0.0.0.0 (or ::) at its port instead of the address it
+        /// names: for a proxy behind a Service, whose Gateway address is not its own.
+        /// Listeners sharing a port are then told apart by hostname and SNI only.
+        #[arg(long)]
+        bind_any: bool,
     },
     /// Serve a directory of Kubernetes YAML (Gateway, HTTPRoute, GRPCRoute, TLSRoute, Service,
     /// EndpointSlice, kubernetes.io/tls Secret...),
@@ -99,10 +104,16 @@ fn main() -> anyhow::Result<()> {
                 controller_ca,
                 client_cert,
                 client_key,
+                bind_any,
             } => {
                 gatehouse_core::scope::Scope::parse(&gateways).context("--gateway")?;
                 let tls = stream::client_tls(&controllers, controller_ca, client_cert, client_key)?;
-                let proxy = Proxy::start(threads);
+                let binding = if bind_any {
+                    Binding::AnyAddress
+                } else {
+                    Binding::AsConfigured
+                };
+                let proxy = Proxy::start_with(threads, binding);
                 let addr = proxy
                     .serve_admin(admin)
                     .await

@@ -18,16 +18,25 @@ pub struct ConfigStore {
 
 impl Default for ConfigStore {
     fn default() -> Self {
-        Self {
-            instance: rand::random(),
-            current: ArcSwap::from_pointee(Table::default()),
-            writer: Mutex::new(()),
-            changed: watch::Sender::new(0),
-        }
+        Self::starting_from(Table::default())
     }
 }
 
 impl ConfigStore {
+    /// A store whose listeners bind the unspecified address on their port (`--bind-any`).
+    pub fn binding_any_address() -> Self {
+        Self::starting_from(Table::binding_any_address())
+    }
+
+    fn starting_from(table: Table) -> Self {
+        Self {
+            instance: rand::random(),
+            current: ArcSwap::from_pointee(table),
+            writer: Mutex::new(()),
+            changed: watch::Sender::new(0),
+        }
+    }
+
     /// The snapshot a request keeps from start to end.
     pub fn snapshot(&self) -> Arc<Table> {
         self.current.load_full()

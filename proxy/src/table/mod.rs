@@ -26,7 +26,7 @@ use gatehouse_core::model::{
 };
 use gatehouse_core::{hostname, validate};
 use rustls::sign::CertifiedKey;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -137,6 +137,10 @@ impl Ord for RouteRef {
 pub struct Table {
     /// Bumped once per applied delta.
     pub version: u64,
+    /// Every listener binds the unspecified address of its family on its port, whatever
+    /// address it names: a provisioned proxy sits behind a Service, so the Gateway's address
+    /// is not one of its own, and listeners sharing a port are told apart by hostname/SNI.
+    bind_any: bool,
     listeners: imbl::HashMap<ListenerKey, Arc<Listener>>,
     /// Listeners bound to each socket, most specific hostname first.
     sockets: imbl::HashMap<SocketAddr, Arc<[Arc<Listener>]>>,
@@ -173,6 +177,14 @@ pub struct TableStats {
 }
 
 impl Table {
+    /// An empty table whose listeners bind `0.0.0.0`/`::` on their port (see `bind_any`).
+    pub fn binding_any_address() -> Self {
+        Self {
+            bind_any: true,
+            ..Self::default()
+        }
+    }
+
     pub fn stats(&self) -> TableStats {
         TableStats {
             version: self.version,
@@ -400,7 +412,14 @@ impl Table {
     }
 
     fn upsert_listener(&mut self, listener: &Listener) {
-        let listener = Arc::new(listener.clone());
+        let mut listener = listener.clone();
+        if self.bind_any {
+            listener.address = match listener.address {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+        }
+        let listener = Arc::new(listener);
         let old = self
             .listeners
             .insert(listener.key.clone(), listener.clone());

@@ -637,3 +637,24 @@ mod certificates {
         assert_eq!(served(&t, "www.shop.example"), Some(shop.der));
     }
 }
+
+#[test]
+fn binding_any_address_puts_every_listener_on_the_wildcard_socket_of_its_port() {
+    let table = apply(
+        &Table::binding_any_address(),
+        vec![listener("a", Some("a.test")), listener("b", Some("b.test"))],
+        vec![],
+    );
+    let sockets: Vec<SocketAddr> = table.socket_addrs().copied().collect();
+    assert_eq!(sockets, vec!["0.0.0.0:8080".parse().unwrap()]);
+    // A connection accepted on any local address of the port finds its listener by host.
+    let local: SocketAddr = "10.1.2.3:8080".parse().unwrap();
+    let chosen = |host| table.select_listener(local, host).map(|l| l.key.clone());
+    assert_eq!(chosen("a.test"), Some(ListenerKey::new("ns", "gw", "a")));
+    assert_eq!(chosen("b.test"), Some(ListenerKey::new("ns", "gw", "b")));
+    assert_eq!(chosen("c.test"), None);
+
+    let as_configured = apply(&Table::default(), vec![listener("a", None)], vec![]);
+    let sockets: Vec<SocketAddr> = as_configured.socket_addrs().copied().collect();
+    assert_eq!(sockets, vec![SOCKET.parse().unwrap()]);
+}

@@ -2,10 +2,10 @@
 //! from YAML through the same standalone watcher users run.
 #![allow(dead_code)]
 
-use gatehouse_proxy::Proxy;
 use gatehouse_proxy::echo::EchoBackend;
 use gatehouse_proxy::listeners;
 use gatehouse_proxy::standalone::{self, SyncReport, Watcher};
+use gatehouse_proxy::{Binding, Proxy};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
 use std::collections::BTreeMap;
@@ -121,12 +121,17 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Env {
+        Self::start_with(Binding::AsConfigured, "127.0.0.1".parse().unwrap()).await
+    }
+
+    /// A proxy binding as `binding` says, its Gateways' listeners naming `address`.
+    pub async fn start_with(binding: Binding, address: std::net::IpAddr) -> Env {
         init_logs();
-        let proxy = Proxy::start(2);
+        let proxy = Proxy::start_with(2, binding);
         let dir = tempfile::tempdir().unwrap();
         let watcher = Watcher::new(
             dir.path().to_path_buf(),
-            standalone::options("127.0.0.1".parse().unwrap()),
+            standalone::options(address),
             proxy.store.clone(),
         );
         Env {
