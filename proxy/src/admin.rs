@@ -85,6 +85,7 @@ impl<A: pingora_core::apps::ServerApp + Send + Sync + 'static> ServeHttp for Adm
                 stats["instance"] = serde_json::json!(self.store.instance.to_string());
                 stats["boundSockets"] = serde_json::json!(self.listeners.bound());
                 stats["connections"] = serde_json::json!(self.listeners.connections());
+                stats["fastPathRequests"] = serde_json::json!(self.listeners.fast_path_requests());
                 json(StatusCode::OK, &stats)
             }
             ("GET", "/v1/keys") => {

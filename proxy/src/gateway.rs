@@ -75,10 +75,15 @@ fn request_host(req: &RequestHeader) -> String {
                 .map(strip_port)
         })
         .unwrap_or_default();
-    raw.trim_end_matches('.').to_ascii_lowercase()
+    normalise_host(raw)
 }
 
-fn strip_port(host: &str) -> &str {
+/// A host as routing compares it: no trailing dot, lowercase.
+pub(crate) fn normalise_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_inclusive(']').next().unwrap_or(host);
     }
@@ -96,7 +101,7 @@ async fn respond(session: &mut Session, status: u16, body: &'static str) -> Resu
     Ok(true)
 }
 
-fn pick_weighted(total: u64, weights: impl Iterator<Item = u32>) -> Option<usize> {
+pub(crate) fn pick_weighted(total: u64, weights: impl Iterator<Item = u32>) -> Option<usize> {
     if total == 0 {
         return None;
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod buffered;
 pub mod echo;
+pub mod fastpath;
 pub mod filters;
 pub mod gateway;
 pub mod listeners;
@@ -44,9 +45,30 @@ pub enum Binding {
     AnyAddress,
 }
 
+/// How a proxy runs, beyond its config.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub threads: usize,
+    pub binding: Binding,
+    /// Plain-HTTP GETs on simple routes skip Pingora's general proxy (see [`fastpath`]).
+    pub http1_fast_path: bool,
+}
+
+impl Options {
+    pub fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            binding: Binding::AsConfigured,
+            http1_fast_path: true,
+        }
+    }
+}
+
 /// A running data plane inside the current tokio runtime.
 pub struct Proxy {
     pub store: Arc<ConfigStore>,
+    /// `None` when started without the HTTP/1.1 fast path.
+    pub fast_path: Option<Arc<fastpath::FastPath>>,
     pub listeners: Arc<ListenerManager<GatewayApp>>,
     shutdown: watch::Sender<bool>,
 }
@@ -54,10 +76,15 @@ pub struct Proxy {
 impl Proxy {
     /// Starts the listener manager; sockets follow the store from here on.
     pub fn start(threads: usize) -> Proxy {
-        Self::start_with(threads, Binding::AsConfigured)
+        Self::start_with(Options::new(threads))
     }
 
-    pub fn start_with(threads: usize, binding: Binding) -> Proxy {
+    pub fn start_with(options: Options) -> Proxy {
+        let Options {
+            threads,
+            binding,
+            http1_fast_path,
+        } = options;
         let store = Arc::new(match binding {
             Binding::AsConfigured => ConfigStore::default(),
             Binding::AnyAddress => ConfigStore::binding_any_address(),
@@ -80,10 +107,17 @@ impl Proxy {
                 None
             }
         };
-        let listeners = ListenerManager::with_tls(Arc::new(app), tls, shutdown_rx);
+        let fast_path = http1_fast_path.then(|| Arc::new(fastpath::FastPath::default()));
+        let listeners = ListenerManager::with_tls(
+            Arc::new(app),
+            tls,
+            fast_path.clone().map(|f| (f, store.clone())),
+            shutdown_rx,
+        );
         tokio::spawn(listeners.clone().run(store.clone()));
         Proxy {
             store,
+            fast_path,
             listeners,
             shutdown,
         }

@@ -2,6 +2,7 @@
 //! table, without a restart. Each socket has its own accept loop; stopping one stops only
 //! its accepting, so connections already open (on it or any other socket) run to the end.
 
+use crate::fastpath::FastPath;
 use crate::store::ConfigStore;
 use crate::tls::TlsFrontend;
 use crate::tls::connection::TlsSocket;
@@ -26,6 +27,8 @@ pub struct ListenerManager<A> {
     app: Arc<A>,
     /// Set when sockets may carry TLS listeners; without it every socket is plain HTTP.
     tls: Option<Arc<TlsFrontend>>,
+    /// Set when plain-HTTP connections start on the HTTP/1.1 fast path.
+    fast: Option<(Arc<FastPath>, Arc<ConfigStore>)>,
     shutdown: ShutdownWatch,
     bound: Mutex<BTreeMap<SocketAddr, watch::Sender<bool>>>,
     connections: Arc<AtomicUsize>,
@@ -49,17 +52,19 @@ impl Drop for ConnectionGuard {
 
 impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
     pub fn new(app: Arc<A>, shutdown: ShutdownWatch) -> Arc<Self> {
-        Self::with_tls(app, None, shutdown)
+        Self::with_tls(app, None, None, shutdown)
     }
 
     pub fn with_tls(
         app: Arc<A>,
         tls: Option<Arc<TlsFrontend>>,
+        fast: Option<(Arc<FastPath>, Arc<ConfigStore>)>,
         shutdown: ShutdownWatch,
     ) -> Arc<Self> {
         Arc::new(Self {
             app,
             tls,
+            fast,
             shutdown,
             bound: Mutex::new(BTreeMap::new()),
             connections: Arc::new(AtomicUsize::new(0)),
@@ -74,6 +79,11 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
     /// Open downstream connections on table sockets, upgraded tunnels included.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered by the HTTP/1.1 fast path, if it is on.
+    pub fn fast_path_requests(&self) -> Option<u64> {
+        self.fast.as_ref().map(|(f, _)| f.served())
     }
 
     /// Sockets currently accepting.
@@ -142,6 +152,7 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
                         listener,
                         self.app.clone(),
                         tls_socket,
+                        self.fast.clone(),
                         stop_rx,
                         self.shutdown.clone(),
                         Some(self.connections.clone()),
@@ -181,7 +192,7 @@ pub async fn serve<A: ServerApp + Send + Sync + 'static>(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let stop = shutdown.clone();
-    tokio::spawn(accept_loop(listener, app, None, stop, shutdown, None));
+    tokio::spawn(accept_loop(listener, app, None, None, stop, shutdown, None));
     Ok(local)
 }
 
@@ -189,6 +200,7 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
     listener: TcpListener,
     app: Arc<A>,
     tls: Option<Arc<TlsSocket<A>>>,
+    fast: Option<(Arc<FastPath>, Arc<ConfigStore>)>,
     mut stop: watch::Receiver<bool>,
     shutdown: ShutdownWatch,
     connections: Option<Arc<AtomicUsize>>,
@@ -208,9 +220,11 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
             }
         };
         let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok();
         let mut stream = L4Stream::from(tcp);
         stream.set_socket_digest(SocketDigest::from_raw_fd(stream.as_raw_fd()));
         let app = app.clone();
+        let fast = fast.clone();
         let shutdown = shutdown.clone();
         let guard = connections.as_ref().map(ConnectionGuard::new);
         // Decided per connection: a socket's listeners may switch between HTTP and TLS.
@@ -226,8 +240,16 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
                     }
                 }
                 None => {
-                    let stream = crate::buffered::BufferedStream::new(stream);
-                    app.process_new(Box::new(stream), &shutdown).await;
+                    let stream = match (&fast, local) {
+                        (Some((fast, store)), Some(local)) => {
+                            fast.serve(store, stream, local, &shutdown).await
+                        }
+                        _ => Some(stream),
+                    };
+                    if let Some(stream) = stream {
+                        let stream = crate::buffered::BufferedStream::new(stream);
+                        app.process_new(Box::new(stream), &shutdown).await;
+                    }
                 }
             }
             drop(guard);

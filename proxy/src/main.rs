@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gatehouse_proxy::{Binding, Proxy, echo::EchoBackend, listeners, standalone, stream};
+use gatehouse_proxy::{Binding, Options, Proxy, echo::EchoBackend, listeners, standalone, stream};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::apps::http_app::HttpServer;
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +20,10 @@ struct Cli {
     #[arg(long, global = true, env = "GATEHOUSE_THREADS")]
     threads: Option<usize>,
     /// On SIGTERM, how long open connections may take to finish before exit.
+    /// Send every request through Pingora's general proxy, including the plain-HTTP GETs
+    /// the HTTP/1.1 fast path would take (for comparison, or if the fast path misbehaves).
+    #[arg(long, global = true, env = "GATEHOUSE_NO_HTTP1_FAST_PATH")]
+    no_http1_fast_path: bool,
     #[arg(long, global = true, default_value_t = 30)]
     drain_seconds: u64,
     #[command(subcommand)]
@@ -94,6 +98,10 @@ fn main() -> anyhow::Result<()> {
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = Options {
+        http1_fast_path: !cli.no_http1_fast_path,
+        ..Options::new(threads)
+    };
     let runtime = build_runtime(threads)?;
     runtime.block_on(async move {
         match cli.command {
@@ -113,7 +121,10 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     Binding::AsConfigured
                 };
-                let proxy = Proxy::start_with(threads, binding);
+                let proxy = Proxy::start_with(Options {
+                    binding,
+                    ..options
+                });
                 let addr = proxy
                     .serve_admin(admin)
                     .await
@@ -137,7 +148,7 @@ fn main() -> anyhow::Result<()> {
                 admin,
                 poll_ms,
             } => {
-                let proxy = Proxy::start(threads);
+                let proxy = Proxy::start_with(options);
                 if let Some(admin) = admin {
                     let addr = proxy
                         .serve_admin(admin)

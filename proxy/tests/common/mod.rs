@@ -5,7 +5,7 @@
 use gatehouse_proxy::echo::EchoBackend;
 use gatehouse_proxy::listeners;
 use gatehouse_proxy::standalone::{self, SyncReport, Watcher};
-use gatehouse_proxy::{Binding, Proxy};
+use gatehouse_proxy::{Binding, Options, Proxy};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
 use std::collections::BTreeMap;
@@ -127,7 +127,10 @@ impl Env {
     /// A proxy binding as `binding` says, its Gateways' listeners naming `address`.
     pub async fn start_with(binding: Binding, address: std::net::IpAddr) -> Env {
         init_logs();
-        let proxy = Proxy::start_with(2, binding);
+        let proxy = Proxy::start_with(Options {
+            binding,
+            ..Options::new(2)
+        });
         let dir = tempfile::tempdir().unwrap();
         let watcher = Watcher::new(
             dir.path().to_path_buf(),
