@@ -5,7 +5,6 @@
 /// headers the fast path would have to interpret or strip, and anything announcing a body
 /// or a protocol switch.
 const REQUEST_DISQUALIFIERS: &[&str] = &[
-    "connection",
     "keep-alive",
     "proxy-connection",
     "te",
@@ -68,6 +67,13 @@ pub fn request_head<'a>(
             host = std::str::from_utf8(h.value).ok();
         } else if h.name.eq_ignore_ascii_case("content-length") {
             if h.value != b"0" {
+                return RequestHead::General;
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            // Browsers send `Connection: keep-alive` on HTTP/1.1, where it is the default
+            // anyway and harmless to forward; any other token (close, upgrade, a header to
+            // strip) needs the general path.
+            if !h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive") {
                 return RequestHead::General;
             }
         } else if REQUEST_DISQUALIFIERS
@@ -346,6 +352,8 @@ mod tests {
         ] {
             assert_eq!(classify(general), "general", "{general:?}");
         }
+        let browser = "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+        assert_eq!(classify(browser), format!("x / {}", browser.len()));
         let zero = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(classify(zero), format!("x / {}", zero.len()));
     }

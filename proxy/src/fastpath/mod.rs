@@ -152,7 +152,14 @@ impl FastPath {
             };
             match relay(down, &mut up, head).await {
                 Ok((status, reusable, keep_alive)) => {
-                    tracing::debug!(target: "access", status, route = %plan.route.key.0, fast = true, "GET");
+                    tracing::debug!(
+                        target: "access",
+                        status,
+                        route = %plan.route.key.0,
+                        fast = true,
+                        "{}",
+                        RequestLine(head)
+                    );
                     if reusable {
                         self.pool.put(addr, up);
                     }
@@ -254,6 +261,16 @@ fn header_map(headers: &[httparse::Header<'_>]) -> Option<HeaderMap> {
         map.append(name, value);
     }
     Some(map)
+}
+
+/// The first line of a request head, for the access log.
+struct RequestLine<'a>(&'a [u8]);
+
+impl std::fmt::Display for RequestLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = self.0.split(|b| *b == b'\r').next().unwrap_or_default();
+        f.write_str(&String::from_utf8_lossy(line))
+    }
 }
 
 fn hand_over(mut down: L4Stream, unread: &[u8]) -> L4Stream {
