@@ -11,6 +11,7 @@
 //! an unbuffered head and body cost two records and two `send`s; buffered, they share one.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::{SslDigest, TlsRef};
@@ -63,11 +64,23 @@ impl<S> Inner for S where
 }
 
 #[derive(Debug)]
-pub struct BufferedStream<S = L4Stream>(BufWriter<S>);
+pub struct BufferedStream<S = L4Stream> {
+    inner: BufWriter<S>,
+    /// Bytes already read from the connection (by the fast path) and not yet handled:
+    /// read again before anything new.
+    unread: Bytes,
+}
 
 impl<S: Inner> BufferedStream<S> {
     pub fn new(stream: S) -> Self {
-        Self(BufWriter::with_capacity(WRITE_BUFFER, stream))
+        Self::with_unread(stream, Bytes::new())
+    }
+
+    pub fn with_unread(stream: S, unread: Bytes) -> Self {
+        Self {
+            inner: BufWriter::with_capacity(WRITE_BUFFER, stream),
+            unread,
+        }
     }
 }
 
@@ -77,7 +90,13 @@ impl<S: Inner> AsyncRead for BufferedStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            let head = self.unread.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -87,7 +106,7 @@ impl<S: Inner> AsyncWrite for BufferedStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -95,19 +114,19 @@ impl<S: Inner> AsyncWrite for BufferedStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -115,7 +134,7 @@ impl<S: Inner> AsyncWrite for BufferedStream<S> {
 impl<S: Inner> Shutdown for BufferedStream<S> {
     async fn shutdown(&mut self) {
         // Flushes what is buffered before the FIN.
-        if let Err(e) = AsyncWriteExt::shutdown(&mut self.0).await {
+        if let Err(e) = AsyncWriteExt::shutdown(&mut self.inner).await {
             tracing::debug!(error = %e, "shutting down connection");
         }
     }
@@ -124,13 +143,18 @@ impl<S: Inner> Shutdown for BufferedStream<S> {
 #[async_trait]
 impl<S: Inner> Peek for BufferedStream<S> {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.0.get_mut().try_peek(buf).await
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.unread[..n]);
+            return Ok(n == buf.len());
+        }
+        self.inner.get_mut().try_peek(buf).await
     }
 }
 
 impl<S: Inner> UniqueID for BufferedStream<S> {
     fn id(&self) -> UniqueIDType {
-        self.0.get_ref().id()
+        self.inner.get_ref().id()
     }
 }
 
@@ -138,48 +162,48 @@ impl<S: Inner> Ssl for BufferedStream<S> {
     // Delegated, not defaulted: the HTTP layer picks h2 by the negotiated ALPN, and routing
     // reads the server name from the TLS digest.
     fn get_ssl(&self) -> Option<&TlsRef> {
-        self.0.get_ref().get_ssl()
+        self.inner.get_ref().get_ssl()
     }
 
     fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
-        self.0.get_ref().get_ssl_digest()
+        self.inner.get_ref().get_ssl_digest()
     }
 
     fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.0.get_ref().selected_alpn_proto()
+        self.inner.get_ref().selected_alpn_proto()
     }
 }
 
 impl<S: Inner> GetTimingDigest for BufferedStream<S> {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.0.get_ref().get_timing_digest()
+        self.inner.get_ref().get_timing_digest()
     }
 
     fn get_read_pending_time(&self) -> Duration {
-        self.0.get_ref().get_read_pending_time()
+        self.inner.get_ref().get_read_pending_time()
     }
 
     fn get_write_pending_time(&self) -> Duration {
-        self.0.get_ref().get_write_pending_time()
+        self.inner.get_ref().get_write_pending_time()
     }
 }
 
 impl<S: Inner> GetProxyDigest for BufferedStream<S> {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.0.get_ref().get_proxy_digest()
+        self.inner.get_ref().get_proxy_digest()
     }
 
     fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.0.get_mut().set_proxy_digest(digest);
+        self.inner.get_mut().set_proxy_digest(digest);
     }
 }
 
 impl<S: Inner> GetSocketDigest for BufferedStream<S> {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.0.get_ref().get_socket_digest()
+        self.inner.get_ref().get_socket_digest()
     }
 
     fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.0.get_mut().set_socket_digest(digest);
+        self.inner.get_mut().set_socket_digest(digest);
     }
 }

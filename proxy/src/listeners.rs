@@ -235,19 +235,21 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
         tokio::spawn(async move {
             match tls {
                 Some(tls) => {
-                    if let Err(e) = tls.serve(stream, &shutdown).await {
+                    let fast = fast.as_ref().map(|(f, _)| f.as_ref());
+                    if let Err(e) = tls.serve(stream, local, fast, &shutdown).await {
                         tracing::debug!(socket = %tls.bound, error = %e, "TLS connection closed");
                     }
                 }
                 None => {
                     let stream = match (&fast, local) {
                         (Some((fast, store)), Some(local)) => {
-                            fast.serve(store, stream, local, &shutdown).await
+                            fast.serve(store, stream, local, None, &shutdown).await
                         }
-                        _ => Some(stream),
+                        _ => Some((stream, Default::default())),
                     };
-                    if let Some(stream) = stream {
-                        let stream = crate::buffered::BufferedStream::new(stream);
+                    if let Some((stream, unread)) = stream {
+                        let stream =
+                            crate::buffered::BufferedStream::with_unread(stream, unread.freeze());
                         app.process_new(Box::new(stream), &shutdown).await;
                     }
                 }

@@ -332,7 +332,9 @@ async fn host_outside_the_sni_listener_gets_421() {
     ]);
     proxy.store.apply(&delta).unwrap();
     wait_listening(addr).await;
+    let fast = proxy.fast_path.clone().expect("fast path on by default");
     for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let fast_before = fast.served();
         let client = ca.client(&[alpn]);
         let conn = connect(&client, addr, "a.example.com").await.unwrap();
         assert_eq!(presented(&conn), cert_a.der);
@@ -348,6 +350,10 @@ async fn host_outside_the_sni_listener_gets_421() {
         assert_eq!(answer.status, 421, "{alpn:?}");
         let conn = connect(&client, addr, "a.example.com").await.unwrap();
         assert_eq!(get(conn, "c.example.com", "/").await.status, 421);
+        // The HTTP/1.1 fast path serves the two matching GETs and leaves the misdirected
+        // ones to the general path; h2 never starts on it.
+        let fast_served = if alpn == b"h2" { 0 } else { 2 };
+        assert_eq!(fast.served() - fast_before, fast_served, "{alpn:?}");
     }
     assert_eq!(a.echo.served(), 2);
     assert_eq!(b.echo.served(), 2);

@@ -24,14 +24,13 @@ use bytes::{Buf, BytesMut};
 use framing::{BodyFraming, ChunkedScanner, MAX_HEADERS, RequestHead, response_head};
 use gatehouse_core::model::{AppProtocol, BackendTarget, ListenerProtocol, Timeouts};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::server::ShutdownWatch;
 use pool::UpstreamPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A request head must arrive within this long, and a keep-alive connection may idle this
@@ -82,26 +81,29 @@ impl FastPath {
         self.pool.idle()
     }
 
-    /// Serves requests on a plain-HTTP connection accepted on `local` until it closes
-    /// (`None`) or a request needs the general path: then the stream comes back with every
-    /// byte not yet handled put back to be read again.
-    pub async fn serve(
+    /// Serves HTTP/1.1 requests on a connection accepted on `local` until it closes
+    /// (`None`) or a request needs the general path: then the stream comes back with the
+    /// bytes read from it and not handled, which the general path must read first.
+    /// `server_name` is the TLS server name of a terminated connection (`None`: plain HTTP).
+    pub async fn serve<S>(
         &self,
         store: &ConfigStore,
-        mut down: L4Stream,
+        mut down: S,
         local: SocketAddr,
+        server_name: Option<&str>,
         shutdown: &ShutdownWatch,
-    ) -> Option<L4Stream> {
+    ) -> Option<(S, BytesMut)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let mut buf = BytesMut::with_capacity(4096);
         let mut shutdown = shutdown.clone();
         loop {
             let plan = loop {
-                match decide(store, &buf, local) {
+                match decide(store, &buf, local, server_name) {
                     Decision::Serve(plan) => break plan,
-                    Decision::General => return Some(hand_over(down, &buf)),
-                    Decision::Partial if buf.len() >= MAX_HEAD => {
-                        return Some(hand_over(down, &buf));
-                    }
+                    Decision::General => return Some((down, buf)),
+                    Decision::Partial if buf.len() >= MAX_HEAD => return Some((down, buf)),
                     Decision::Partial => {}
                 }
                 if *shutdown.borrow() && buf.is_empty() {
@@ -129,7 +131,10 @@ impl FastPath {
         }
     }
 
-    async fn forward(&self, down: &mut L4Stream, head: &[u8], plan: &Plan) -> Forwarded {
+    async fn forward<S>(&self, down: &mut S, head: &[u8], plan: &Plan) -> Forwarded
+    where
+        S: AsyncWrite + Unpin,
+    {
         let mut endpoint_attempts = 0;
         let mut fresh_only = false;
         loop {
@@ -188,7 +193,12 @@ impl FastPath {
     }
 }
 
-fn decide(store: &ConfigStore, buf: &[u8], local: SocketAddr) -> Decision {
+fn decide(
+    store: &ConfigStore,
+    buf: &[u8],
+    local: SocketAddr,
+    server_name: Option<&str>,
+) -> Decision {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let get = match framing::request_head(buf, &mut headers) {
         RequestHead::Partial => return Decision::Partial,
@@ -207,7 +217,18 @@ fn decide(store: &ConfigStore, buf: &[u8], local: SocketAddr) -> Decision {
     let Some(listener) = table.select_listener(local, &host) else {
         return Decision::General;
     };
-    if listener.protocol != ListenerProtocol::Http {
+    let expected = match server_name {
+        None => ListenerProtocol::Http,
+        Some(_) => ListenerProtocol::Https,
+    };
+    if listener.protocol != expected {
+        return Decision::General;
+    }
+    // Listener isolation: a Host that belongs to another listener than the one the server
+    // name chose gets 421 from the general path.
+    if let Some(name) = server_name
+        && table.select_listener(local, name).map(|l| &l.key) != Some(&listener.key)
+    {
         return Decision::General;
     }
     let view = RequestView {
@@ -273,13 +294,6 @@ impl std::fmt::Display for RequestLine<'_> {
     }
 }
 
-fn hand_over(mut down: L4Stream, unread: &[u8]) -> L4Stream {
-    if !unread.is_empty() {
-        down.rewind(unread);
-    }
-    down
-}
-
 async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let conn = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
@@ -289,7 +303,7 @@ async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
 }
 
 /// An error answer; the connection closes after it.
-async fn answer(down: &mut L4Stream, status: &str) -> Forwarded {
+async fn answer<S: AsyncWrite + Unpin>(down: &mut S, status: &str) -> Forwarded {
     let response = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     let _ = down.write_all(response.as_bytes()).await;
     let _ = down.flush().await;
@@ -310,8 +324,8 @@ enum RelayError {
 
 /// Sends the request head upstream and the response downstream. Returns the status,
 /// whether the upstream connection may be reused and whether the downstream may.
-async fn relay(
-    down: &mut L4Stream,
+async fn relay<S: AsyncWrite + Unpin>(
+    down: &mut S,
     up: &mut TcpStream,
     head: &[u8],
 ) -> Result<(u16, bool, bool), RelayError> {

@@ -8,6 +8,7 @@ use crate::table::{Table, TlsHandling};
 use gatehouse_core::client_hello::{self, ClientHello, HelloError, MAX_HELLO};
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::{ALPN, Ssl};
 use pingora_core::server::ShutdownWatch;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,9 +72,13 @@ pub struct TlsSocket<A> {
 }
 
 impl<A: ServerApp + Send + Sync + 'static> TlsSocket<A> {
+    /// Serves one connection accepted on `local`; terminated HTTPS starts on the HTTP/1.1
+    /// `fast` path when given one and the client did not choose h2.
     pub async fn serve(
         &self,
         mut stream: L4Stream,
+        local: Option<SocketAddr>,
+        fast: Option<&crate::fastpath::FastPath>,
         shutdown: &ShutdownWatch,
     ) -> Result<(), ConnectionError> {
         let (hello, bytes) = tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut stream))
@@ -99,7 +104,21 @@ impl<A: ServerApp + Send + Sync + 'static> TlsSocket<A> {
                 stream.rewind(&bytes);
                 let tls = self.handshake(&self.acceptors.http, stream).await?;
                 drop(table);
-                let tls = crate::buffered::BufferedStream::new(tls);
+                let h2 = tls.selected_alpn_proto() == Some(ALPN::H2);
+                let (tls, unread) = match fast {
+                    Some(fast) if !h2 => {
+                        let local = local.unwrap_or(self.bound);
+                        match fast
+                            .serve(&self.store, tls, local, Some(&name), shutdown)
+                            .await
+                        {
+                            Some(handed_over) => handed_over,
+                            None => return Ok(()),
+                        }
+                    }
+                    _ => (tls, Default::default()),
+                };
+                let tls = crate::buffered::BufferedStream::with_unread(tls, unread.freeze());
                 self.app.process_new(Box::new(tls), shutdown).await;
             }
             TlsHandling::TerminateStream => {
