@@ -22,7 +22,9 @@ use crate::table::BackendState;
 use crate::table::compiled::{CompiledRoute, RequestView, RouteKind};
 use bytes::{Buf, BytesMut};
 use framing::{BodyFraming, ChunkedScanner, MAX_HEADERS, RequestHead, response_head};
-use gatehouse_core::model::{AppProtocol, BackendTarget, ListenerProtocol, Timeouts};
+use gatehouse_core::model::{
+    AppProtocol, BackendTarget, ListenerProtocol, Timeouts, WeightedBackend,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use pingora_core::server::ShutdownWatch;
 use pool::UpstreamPool;
@@ -97,6 +99,8 @@ impl FastPath {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut buf = BytesMut::with_capacity(4096);
+        // The upstream response passes through this buffer, kept for the connection's life.
+        let mut response = BytesMut::with_capacity(READ_CHUNK);
         let mut shutdown = shutdown.clone();
         loop {
             let plan = loop {
@@ -118,7 +122,9 @@ impl FastPath {
                     Ok(Ok(_)) => {}
                 }
             };
-            let outcome = self.forward(&mut down, &buf[..plan.head_len], &plan).await;
+            let outcome = self
+                .forward(&mut down, &buf[..plan.head_len], &plan, &mut response)
+                .await;
             buf.advance(plan.head_len);
             self.served.fetch_add(1, Ordering::Relaxed);
             match outcome {
@@ -131,7 +137,13 @@ impl FastPath {
         }
     }
 
-    async fn forward<S>(&self, down: &mut S, head: &[u8], plan: &Plan) -> Forwarded
+    async fn forward<S>(
+        &self,
+        down: &mut S,
+        head: &[u8],
+        plan: &Plan,
+        response: &mut BytesMut,
+    ) -> Forwarded
     where
         S: AsyncWrite + Unpin,
     {
@@ -155,7 +167,8 @@ impl FastPath {
                     }
                 },
             };
-            match relay(down, &mut up, head).await {
+            response.clear();
+            match relay(down, &mut up, head, response).await {
                 Ok((status, reusable, keep_alive)) => {
                     tracing::debug!(
                         target: "access",
@@ -205,7 +218,14 @@ fn decide(
         RequestHead::General => return Decision::General,
         RequestHead::Simple(get) => get,
     };
-    let host = normalise_host(strip_port(get.host));
+    let raw_host = strip_port(get.host);
+    // Most clients send the host as routing compares it: no copy then.
+    let host: std::borrow::Cow<'_, str> =
+        if raw_host.ends_with('.') || raw_host.bytes().any(|b| b.is_ascii_uppercase()) {
+            normalise_host(raw_host).into()
+        } else {
+            raw_host.into()
+        };
     let (path, query) = match get.target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (get.target, None),
@@ -245,29 +265,29 @@ fn decide(
         && rule.filters.is_empty()
         && rule.retry.is_none()
         && rule.timeouts == Timeouts::default();
+    if !plain {
+        return Decision::General;
+    }
+    let qualified = |b: &WeightedBackend| match &b.target {
+        BackendTarget::Service(key) if b.filters.is_empty() => table
+            .backend(key)
+            .filter(|s| !s.backend.endpoints.is_empty())
+            .filter(|s| s.backend.app_protocol == AppProtocol::Http1),
+        _ => None,
+    };
     // Every backend of the rule must qualify, not only the one picked: the general path
     // would roll the weights again, skewing the split between backends.
-    let backends: Option<Vec<&Arc<BackendState>>> = rule
-        .backends
-        .iter()
-        .map(|b| match &b.target {
-            BackendTarget::Service(key) if b.filters.is_empty() => table
-                .backend(key)
-                .filter(|s| !s.backend.endpoints.is_empty())
-                .filter(|s| s.backend.app_protocol == AppProtocol::Http1),
-            _ => None,
-        })
-        .collect();
-    let (true, Some(backends)) = (plain, backends) else {
+    if !rule.backends.iter().all(|b| qualified(b).is_some()) {
         return Decision::General;
-    };
-    let Some(index) = pick_weighted(rule.total_weight, rule.backends.iter().map(|b| b.weight))
+    }
+    let Some(backend) = pick_weighted(rule.total_weight, rule.backends.iter().map(|b| b.weight))
+        .and_then(|index| qualified(&rule.backends[index]))
     else {
         return Decision::General;
     };
     Decision::Serve(Plan {
         head_len: get.head_len,
-        backend: backends[index].clone(),
+        backend: backend.clone(),
         route: entry.route.clone(),
     })
 }
@@ -328,6 +348,7 @@ async fn relay<S: AsyncWrite + Unpin>(
     down: &mut S,
     up: &mut TcpStream,
     head: &[u8],
+    buf: &mut BytesMut,
 ) -> Result<(u16, bool, bool), RelayError> {
     if let Err(e) = up.write_all(head).await {
         return Err(match e.kind() {
@@ -337,11 +358,10 @@ async fn relay<S: AsyncWrite + Unpin>(
             _ => RelayError::BeforeResponse(e.to_string()),
         });
     }
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut sent_any = false;
     // Interim (1xx) responses are forwarded and the final one awaited.
     let head = loop {
-        match response_head(&buf) {
+        match response_head(buf) {
             Ok(Some(head)) if head.status < 200 => {
                 let bytes = head.rewritten.as_deref().unwrap_or(&buf[..head.head_len]);
                 down.write_all(bytes)
@@ -362,7 +382,7 @@ async fn relay<S: AsyncWrite + Unpin>(
         if buf.len() >= MAX_HEAD {
             return Err(RelayError::Response("response head too large".into()));
         }
-        match up.read_buf(&mut buf).await {
+        match up.read_buf(buf).await {
             Ok(0) if buf.is_empty() && !sent_any => return Err(RelayError::ClosedBeforeResponse),
             Ok(0) => return Err(RelayError::Response("closed in the response head".into())),
             Ok(_) => {}
@@ -389,11 +409,11 @@ async fn relay<S: AsyncWrite + Unpin>(
     let mut complete = done;
     while !complete {
         buf.clear();
-        match up.read_buf(&mut buf).await {
+        match up.read_buf(buf).await {
             Ok(0) if head.framing == BodyFraming::UntilClose => complete = true,
             Ok(0) | Err(_) => return Err(RelayError::Midway),
             Ok(_) => {
-                let (end, done) = body.take(&buf).map_err(|_| RelayError::Midway)?;
+                let (end, done) = body.take(buf).map_err(|_| RelayError::Midway)?;
                 down.write_all(&buf[..end])
                     .await
                     .map_err(|_| RelayError::Midway)?;
