@@ -457,7 +457,15 @@ spec:
             policy,
             ..crate::pass::PassInputs::new(objects, tenancy_objects)
         });
-        (planned.tenancy.verdicts, planned.tenancy.routes)
+        let routes = planned
+            .objects
+            .into_iter()
+            .filter_map(|o| match o {
+                Object::HttpRoute(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        (planned.tenancy.verdicts, routes)
     }
 
     #[test]
