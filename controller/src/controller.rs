@@ -11,7 +11,6 @@ use crate::tenancy::TenancyObjects;
 use crate::watch::Caches;
 use crate::write_queue::WriteQueue;
 use crate::writer::StatusWriter;
-use futures_util::FutureExt;
 use gatehouse_config_api::ServerTls;
 use gatehouse_core::manifest::Object;
 use gatehouse_core::scope::Config as ProxyConfig;
@@ -63,7 +62,7 @@ pub struct Config {
 pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
     let mut tasks = JoinSet::new();
     // Watched objects changed / a proxy acknowledged, rejected, came or went.
-    let watched = Arc::new(Notify::new());
+    let watched = Arc::new(crate::watch::Changes::default());
     let acked = Arc::new(Notify::new());
     let listener = tokio::net::TcpListener::bind(config.config_listen)
         .await
@@ -129,6 +128,8 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
     let mut pass_ended = planned_at;
     let mut pass_cost = Duration::ZERO;
     let mut reported_at = planned_at;
+    // Changes recorded when the last pass read the caches.
+    let mut changes_planned = 0;
     loop {
         // A standby keeps its caches warm and touches nothing: no proxy, no status.
         let lead = *leading.borrow_and_update();
@@ -136,6 +137,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
             reconciler.stand_by();
         } else if objects_changed || planned_at.elapsed() >= REPLAN_AT_LEAST_EVERY {
             planned_at = tokio::time::Instant::now();
+            changes_planned = watched.count();
             reconciler.reconcile(&caches).await;
             pass_ended = tokio::time::Instant::now();
             pass_cost = pass_ended - planned_at;
@@ -161,7 +163,8 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
                 objects_changed = true;
             }
         }
-        if objects_changed {
+        // A lone change is served at once; a burst is gathered.
+        if objects_changed && watched.count() > changes_planned + 1 {
             tokio::time::sleep_until(next_pass_at(
                 pass_ended,
                 pass_cost,
@@ -170,7 +173,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
             .await;
         }
         // An object change that arrived meanwhile must not wait for another round.
-        objects_changed |= watched.notified().now_or_never().is_some();
+        objects_changed |= watched.pending();
     }
 }
 

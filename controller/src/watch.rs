@@ -66,7 +66,7 @@ impl Caches {
     pub fn start(
         client: &Client,
         tasks: &mut JoinSet<()>,
-        changed: &Arc<Notify>,
+        changed: &Arc<Changes>,
         recheck: Duration,
     ) -> Caches {
         let required = Presence::Required;
@@ -276,6 +276,37 @@ fn feed<K: Into<PolicyObject>>(log: &Arc<PolicyLog>) -> Option<PolicyFeed<K>> {
     })
 }
 
+/// Wakes the reconciler on every watched change, and counts them, so that it can tell a
+/// lone change (served at once) from a burst (gathered).
+#[derive(Default)]
+pub struct Changes {
+    notify: Notify,
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl Changes {
+    pub fn record(&self) {
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    /// Changes recorded since start-up.
+    pub fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Whether a change was recorded since the last wake-up, consuming it.
+    pub fn pending(&self) -> bool {
+        use futures_util::FutureExt;
+        self.notify.notified().now_or_never().is_some()
+    }
+}
+
 /// Whether an update that changed only an object's status is a change to reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StatusChanges {
@@ -316,7 +347,7 @@ impl Fingerprints {
 fn cache<K>(
     client: &Client,
     tasks: &mut JoinSet<()>,
-    changed: &Arc<Notify>,
+    changed: &Arc<Changes>,
     config: watcher::Config,
     presence: Presence,
     status_changes: StatusChanges,
@@ -337,7 +368,7 @@ where
                 }
                 writer.apply_watcher_event(&watcher::Event::Init);
                 writer.apply_watcher_event(&watcher::Event::InitDone);
-                changed.notify_one();
+                changed.record();
             })
             .await;
         }
@@ -352,10 +383,11 @@ where
             match event {
                 Ok(watcher::Event::Apply(o)) => {
                     if seen.changed(&o) || status_changes == StatusChanges::Count {
+                        tracing::debug!(kind = %K::kind(&()), name = ?o.meta().name, "watched change");
                         if let Some(p) = &policy {
                             p.log.push(Change::Applied((p.convert)(o)));
                         }
-                        changed.notify_one();
+                        changed.record();
                     }
                 }
                 Ok(watcher::Event::InitApply(o)) => {
@@ -368,14 +400,14 @@ where
                     if let Some(p) = &policy {
                         p.log.push(Change::Deleted((p.convert)(o)));
                     }
-                    changed.notify_one();
+                    changed.record();
                 }
                 Ok(watcher::Event::InitDone) => {
                     // A relist replaced the store whole; deletions in between were never seen.
                     if let Some(p) = &policy {
                         p.log.relisted();
                     }
-                    changed.notify_one();
+                    changed.record();
                 }
                 Ok(watcher::Event::Init) => {}
                 Err(e) => tracing::warn!(kind = %K::kind(&()), "watch failed, retrying: {e}"),
