@@ -79,7 +79,10 @@ async fn serve_raw(mut conn: TcpStream, requests: Arc<AtomicUsize>) {
         let path = head.split(' ').nth(1).unwrap_or("/").to_string();
         let seen = head
             .lines()
-            .filter(|l| l.to_ascii_lowercase().starts_with("x-probe:"))
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.starts_with("x-probe:") || l.starts_with("connection:")
+            })
             .collect::<Vec<_>>()
             .join(",");
         let response = match path.as_str() {
@@ -275,6 +278,37 @@ async fn plain_gets_take_the_fast_path_over_one_reused_upstream_connection() {
         backend.connections.load(Ordering::SeqCst),
         1,
         "sequential requests share one pooled upstream connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_asking_to_close_are_served_fast_and_the_upstream_connection_is_kept() {
+    let (env, backend) = env().await;
+    for i in 0..3 {
+        let mut client = Client::connect(&env).await;
+        let path = format!("/close/{i}");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\nx-probe: sent\r\n\r\n"
+        );
+        let resp = client.send(&request).await;
+        assert_eq!(resp.body, path.as_bytes());
+        assert!(
+            resp.head.contains("connection: close"),
+            "the answer says the connection closes: {}",
+            resp.head
+        );
+        assert!(
+            !resp.head.contains("x-seen: x-probe: sent,connection"),
+            "Connection is the client's hop, not forwarded: {}",
+            resp.head
+        );
+        assert!(client.is_closed().await, "closed after the response");
+    }
+    assert_eq!(fast_requests(&env), 3);
+    assert_eq!(
+        backend.connections.load(Ordering::SeqCst),
+        1,
+        "the upstream connection outlives the client connections"
     );
 }
 

@@ -27,6 +27,11 @@ pub struct SimpleGet<'a> {
     pub headers: &'a [httparse::Header<'a>],
     /// Length of the request head in the buffer, blank line included.
     pub head_len: usize,
+    /// The client said `Connection: close`: the connection ends after this response.
+    pub close: bool,
+    /// Where the `Connection` header line sits in the head: it belongs to the client's
+    /// hop and is not forwarded (the upstream connection stays reusable).
+    pub connection_line: Option<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -59,6 +64,8 @@ pub fn request_head<'a>(
         return RequestHead::General;
     };
     let mut host = None;
+    let mut close = false;
+    let mut connection_line = None;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("host") {
             if host.is_some() {
@@ -70,12 +77,19 @@ pub fn request_head<'a>(
                 return RequestHead::General;
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            // Browsers send `Connection: keep-alive` on HTTP/1.1, where it is the default
-            // anyway and harmless to forward; any other token (close, upgrade, a header to
+            // Browsers send `keep-alive`, clients without keep-alive `close` (the Gateway
+            // API conformance suite among them); any other token (upgrade, a header to
             // strip) needs the general path.
-            if !h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive") {
+            let value = h.value.trim_ascii();
+            if value.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if !value.eq_ignore_ascii_case(b"keep-alive") {
                 return RequestHead::General;
             }
+            if connection_line.is_some() {
+                return RequestHead::General;
+            }
+            connection_line = Some(line_of(buf, h));
         } else if REQUEST_DISQUALIFIERS
             .iter()
             .any(|d| h.name.eq_ignore_ascii_case(d))
@@ -89,9 +103,23 @@ pub fn request_head<'a>(
             host,
             headers: req.headers,
             head_len,
+            close,
+            connection_line,
         }),
         _ => RequestHead::General,
     }
+}
+
+/// The byte range of a parsed header's whole line in `buf`, line ending included.
+fn line_of(buf: &[u8], h: &httparse::Header<'_>) -> std::ops::Range<usize> {
+    // httparse's slices point into `buf`: their offsets are address differences.
+    let start = h.name.as_ptr() as usize - buf.as_ptr() as usize;
+    let value_end = h.value.as_ptr() as usize - buf.as_ptr() as usize + h.value.len();
+    let end = buf[value_end..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(buf.len(), |i| value_end + i + 1);
+    start..end
 }
 
 /// How the body of a response to a GET ends.
@@ -327,7 +355,16 @@ mod tests {
         match request_head(raw.as_bytes(), &mut headers) {
             RequestHead::Partial => "partial".into(),
             RequestHead::General => "general".into(),
-            RequestHead::Simple(s) => format!("{} {} {}", s.host, s.target, s.head_len),
+            RequestHead::Simple(s) => {
+                let mut out = format!("{} {} {}", s.host, s.target, s.head_len);
+                if s.close {
+                    out.push_str(" close");
+                }
+                if let Some(line) = s.connection_line {
+                    out.push_str(&format!(" [{}]", &raw[line].trim_end()));
+                }
+                out
+            }
         }
     }
 
@@ -344,7 +381,8 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
             "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close, x-strip\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
@@ -353,7 +391,15 @@ mod tests {
             assert_eq!(classify(general), "general", "{general:?}");
         }
         let browser = "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
-        assert_eq!(classify(browser), format!("x / {}", browser.len()));
+        assert_eq!(
+            classify(browser),
+            format!("x / {} [Connection: keep-alive]", browser.len())
+        );
+        let closing = "GET / HTTP/1.1\r\nconnection: close\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            classify(closing),
+            format!("x / {} close [connection: close]", closing.len())
+        );
         let zero = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(classify(zero), format!("x / {}", zero.len()));
     }

@@ -60,6 +60,10 @@ enum Decision {
 
 struct Plan {
     head_len: usize,
+    /// The client's `Connection` line, not forwarded.
+    connection_line: Option<std::ops::Range<usize>>,
+    /// The client asked to close after this response.
+    close: bool,
     backend: Arc<BackendState>,
     route: Arc<CompiledRoute>,
 }
@@ -122,9 +126,12 @@ impl FastPath {
                     Ok(Ok(_)) => {}
                 }
             };
-            let outcome = self
-                .forward(&mut down, &buf[..plan.head_len], &plan, &mut response)
-                .await;
+            let head = &buf[..plan.head_len];
+            let head: std::borrow::Cow<'_, [u8]> = match &plan.connection_line {
+                Some(line) => [&head[..line.start], &head[line.end..]].concat().into(),
+                None => head.into(),
+            };
+            let outcome = self.forward(&mut down, &head, &plan, &mut response).await;
             buf.advance(plan.head_len);
             self.served.fetch_add(1, Ordering::Relaxed);
             match outcome {
@@ -168,7 +175,7 @@ impl FastPath {
                 },
             };
             response.clear();
-            match relay(down, &mut up, head, response).await {
+            match relay(down, &mut up, head, plan.close, response).await {
                 Ok((status, reusable, keep_alive)) => {
                     tracing::debug!(
                         target: "access",
@@ -181,7 +188,7 @@ impl FastPath {
                     if reusable {
                         self.pool.put(addr, up);
                     }
-                    return if keep_alive {
+                    return if keep_alive && !plan.close {
                         Forwarded::KeepAlive
                     } else {
                         Forwarded::Close
@@ -287,6 +294,8 @@ fn decide(
     };
     Decision::Serve(Plan {
         head_len: get.head_len,
+        connection_line: get.connection_line,
+        close: get.close,
         backend: backend.clone(),
         route: entry.route.clone(),
     })
@@ -348,6 +357,7 @@ async fn relay<S: AsyncWrite + Unpin>(
     down: &mut S,
     up: &mut TcpStream,
     head: &[u8],
+    close: bool,
     buf: &mut BytesMut,
 ) -> Result<(u16, bool, bool), RelayError> {
     if let Err(e) = up.write_all(head).await {
@@ -402,7 +412,15 @@ async fn relay<S: AsyncWrite + Unpin>(
         .take(&buf[body_start..])
         .map_err(RelayError::Response)?;
     let mut out = Vec::with_capacity(head.head_len + end);
-    out.extend_from_slice(head.rewritten.as_deref().unwrap_or(&buf[..head.head_len]));
+    let head_bytes = head.rewritten.as_deref().unwrap_or(&buf[..head.head_len]);
+    match head_bytes.strip_suffix(b"\r\n") {
+        // Says that this connection closes after the response, as the client asked.
+        Some(fields) if close => {
+            out.extend_from_slice(fields);
+            out.extend_from_slice(b"connection: close\r\n\r\n");
+        }
+        _ => out.extend_from_slice(head_bytes),
+    }
     out.extend_from_slice(&buf[body_start..body_start + end]);
     let mut extra = buf.len() > body_start + end;
     down.write_all(&out).await.map_err(|_| RelayError::Midway)?;
