@@ -5,7 +5,7 @@ use crate::filters::{self, RedirectInput};
 use crate::mirror;
 use crate::store::ConfigStore;
 use crate::table::compiled::{RequestView, RouteKind};
-use crate::table::{BackendState, Entry, Table};
+use crate::table::{BackendState, Entry, Misdirected, Table};
 use crate::tls::ServerNameSeen;
 use crate::tunnel;
 use async_trait::async_trait;
@@ -19,6 +19,7 @@ use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use rand::Rng;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +64,7 @@ impl RequestCtx {
 }
 
 /// Host without port, lowercased; HTTP/2's :authority and HTTP/1's Host both count.
-fn request_host(req: &RequestHeader) -> String {
+fn request_host(req: &RequestHeader) -> Cow<'_, str> {
     // Borrowed until the one lowercased copy: this runs on every request.
     let raw = req
         .uri
@@ -78,9 +79,15 @@ fn request_host(req: &RequestHeader) -> String {
     normalise_host(raw)
 }
 
-/// A host as routing compares it: no trailing dot, lowercase.
-pub(crate) fn normalise_host(host: &str) -> String {
-    host.trim_end_matches('.').to_ascii_lowercase()
+/// A host as routing compares it: no trailing dot, lowercase. Most clients send it so,
+/// and then it is not copied.
+pub(crate) fn normalise_host(host: &str) -> Cow<'_, str> {
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 pub(crate) fn strip_port(host: &str) -> &str {
@@ -267,15 +274,13 @@ impl ProxyHttp for Gateway {
             .digest()
             .and_then(|d| d.ssl_digest.as_ref())
             .and_then(|ssl| ssl.extension.get::<ServerNameSeen>().cloned());
-        let listener = table.select_listener(local, &host).cloned();
-        if let Some(ServerNameSeen(name)) = tls_name {
-            // Listener isolation: the certificate and the routes come from the listener the
-            // server name chose; a Host that belongs elsewhere must open its own connection.
-            let by_name = table.select_listener(local, name.as_deref().unwrap_or(""));
-            if by_name.map(|l| &l.key) != listener.as_ref().map(|l| &l.key) {
-                return respond(session, 421, "misdirected request\n").await;
-            }
-        }
+        let server_name = tls_name
+            .as_ref()
+            .map(|ServerNameSeen(n)| n.as_deref().unwrap_or(""));
+        let listener = match table.request_listener(local, &host, server_name) {
+            Ok(listener) => listener.cloned(),
+            Err(Misdirected) => return respond(session, 421, "misdirected request\n").await,
+        };
         let Some(listener) = listener else {
             return respond(session, 404, "no listener for this host\n").await;
         };

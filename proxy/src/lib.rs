@@ -107,13 +107,9 @@ impl Proxy {
                 None
             }
         };
-        let fast_path = http1_fast_path.then(|| Arc::new(fastpath::FastPath::default()));
-        let listeners = ListenerManager::with_tls(
-            Arc::new(app),
-            tls,
-            fast_path.clone().map(|f| (f, store.clone())),
-            shutdown_rx,
-        );
+        let fast_path = http1_fast_path.then(|| Arc::new(fastpath::FastPath::new(store.clone())));
+        let listeners =
+            ListenerManager::with_tls(Arc::new(app), tls, fast_path.clone(), shutdown_rx);
         tokio::spawn(listeners.clone().run(store.clone()));
         Proxy {
             store,

@@ -28,7 +28,7 @@ pub struct ListenerManager<A> {
     /// Set when sockets may carry TLS listeners; without it every socket is plain HTTP.
     tls: Option<Arc<TlsFrontend>>,
     /// Set when plain-HTTP connections start on the HTTP/1.1 fast path.
-    fast: Option<(Arc<FastPath>, Arc<ConfigStore>)>,
+    fast: Option<Arc<FastPath>>,
     shutdown: ShutdownWatch,
     bound: Mutex<BTreeMap<SocketAddr, watch::Sender<bool>>>,
     connections: Arc<AtomicUsize>,
@@ -58,7 +58,7 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
     pub fn with_tls(
         app: Arc<A>,
         tls: Option<Arc<TlsFrontend>>,
-        fast: Option<(Arc<FastPath>, Arc<ConfigStore>)>,
+        fast: Option<Arc<FastPath>>,
         shutdown: ShutdownWatch,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -83,7 +83,7 @@ impl<A: ServerApp + Send + Sync + 'static> ListenerManager<A> {
 
     /// Requests answered by the HTTP/1.1 fast path, if it is on.
     pub fn fast_path_requests(&self) -> Option<u64> {
-        self.fast.as_ref().map(|(f, _)| f.served())
+        self.fast.as_ref().map(|f| f.served())
     }
 
     /// Sockets currently accepting.
@@ -200,7 +200,7 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
     listener: TcpListener,
     app: Arc<A>,
     tls: Option<Arc<TlsSocket<A>>>,
-    fast: Option<(Arc<FastPath>, Arc<ConfigStore>)>,
+    fast: Option<Arc<FastPath>>,
     mut stop: watch::Receiver<bool>,
     shutdown: ShutdownWatch,
     connections: Option<Arc<AtomicUsize>>,
@@ -220,9 +220,11 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().ok();
         let mut stream = L4Stream::from(tcp);
-        stream.set_socket_digest(SocketDigest::from_raw_fd(stream.as_raw_fd()));
+        let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+        // Read once here and kept by the digest, where the general path finds it too.
+        let local = digest.local_addr().and_then(|a| a.as_inet()).copied();
+        stream.set_socket_digest(digest);
         let app = app.clone();
         let fast = fast.clone();
         let shutdown = shutdown.clone();
@@ -235,15 +237,14 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
         tokio::spawn(async move {
             match tls {
                 Some(tls) => {
-                    let fast = fast.as_ref().map(|(f, _)| f.as_ref());
-                    if let Err(e) = tls.serve(stream, local, fast, &shutdown).await {
+                    if let Err(e) = tls.serve(stream, local, fast.as_deref(), &shutdown).await {
                         tracing::debug!(socket = %tls.bound, error = %e, "TLS connection closed");
                     }
                 }
                 None => {
                     let stream = match (&fast, local) {
-                        (Some((fast, store)), Some(local)) => {
-                            fast.serve(store, stream, local, None, &shutdown).await
+                        (Some(fast), Some(local)) => {
+                            fast.serve(stream, local, None, &shutdown).await
                         }
                         _ => Some((stream, Default::default())),
                     };

@@ -45,8 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_ATTEMPTS: usize = 3;
 const READ_CHUNK: usize = 16 * 1024;
 
-#[derive(Default)]
 pub struct FastPath {
+    store: Arc<ConfigStore>,
     pool: UpstreamPool,
     served: AtomicU64,
 }
@@ -77,6 +77,14 @@ enum Forwarded {
 }
 
 impl FastPath {
+    pub fn new(store: Arc<ConfigStore>) -> Self {
+        Self {
+            store,
+            pool: UpstreamPool::default(),
+            served: AtomicU64::new(0),
+        }
+    }
+
     /// Requests this fast path has answered (for stats and tests).
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
@@ -93,7 +101,6 @@ impl FastPath {
     /// `server_name` is the TLS server name of a terminated connection (`None`: plain HTTP).
     pub async fn serve<S>(
         &self,
-        store: &ConfigStore,
         mut down: S,
         local: SocketAddr,
         server_name: Option<&str>,
@@ -108,7 +115,7 @@ impl FastPath {
         let mut shutdown = shutdown.clone();
         loop {
             let plan = loop {
-                match decide(store, &buf, local, server_name) {
+                match decide(&self.store, &buf, local, server_name) {
                     Decision::Serve(plan) => break plan,
                     Decision::General => return Some((down, buf)),
                     Decision::Partial if buf.len() >= MAX_HEAD => return Some((down, buf)),
@@ -225,14 +232,7 @@ fn decide(
         RequestHead::General => return Decision::General,
         RequestHead::Simple(get) => get,
     };
-    let raw_host = strip_port(get.host);
-    // Most clients send the host as routing compares it: no copy then.
-    let host: std::borrow::Cow<'_, str> =
-        if raw_host.ends_with('.') || raw_host.bytes().any(|b| b.is_ascii_uppercase()) {
-            normalise_host(raw_host).into()
-        } else {
-            raw_host.into()
-        };
+    let host = normalise_host(strip_port(get.host));
     let (path, query) = match get.target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (get.target, None),
@@ -241,7 +241,8 @@ fn decide(
         return Decision::General;
     };
     let table = store.snapshot();
-    let Some(listener) = table.select_listener(local, &host) else {
+    // Misdirected requests get their 421 from the general path.
+    let Ok(Some(listener)) = table.request_listener(local, &host, server_name) else {
         return Decision::General;
     };
     let expected = match server_name {
@@ -249,13 +250,6 @@ fn decide(
         Some(_) => ListenerProtocol::Https,
     };
     if listener.protocol != expected {
-        return Decision::General;
-    }
-    // Listener isolation: a Host that belongs to another listener than the one the server
-    // name chose gets 421 from the general path.
-    if let Some(name) = server_name
-        && table.select_listener(local, name).map(|l| &l.key) != Some(&listener.key)
-    {
         return Decision::General;
     }
     let view = RequestView {

@@ -133,6 +133,10 @@ impl Ord for RouteRef {
     }
 }
 
+/// A request whose Host belongs to another listener than its TLS server name chose.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Misdirected;
+
 #[derive(Clone, Default)]
 pub struct Table {
     /// Bumped once per applied delta.
@@ -249,6 +253,26 @@ impl Table {
             Some(h) => hostname::matches(h, host),
             None => true,
         })
+    }
+
+    /// The listener an HTTP request for `host` on `socket` belongs to. On a terminated TLS
+    /// connection (`server_name` given, "" when the client sent none) the listener must be
+    /// the one the server name chose: certificate and routes come from it, and a Host that
+    /// belongs elsewhere must open its own connection (listener isolation, 421).
+    pub fn request_listener(
+        &self,
+        socket: SocketAddr,
+        host: &str,
+        server_name: Option<&str>,
+    ) -> Result<Option<&Arc<Listener>>, Misdirected> {
+        let listener = self.select_listener(socket, host);
+        if let Some(name) = server_name {
+            let by_name = self.select_listener(socket, name);
+            if by_name.map(|l| &l.key) != listener.map(|l| &l.key) {
+                return Err(Misdirected);
+            }
+        }
+        Ok(listener)
     }
 
     /// The best match for a request on a listener, per the spec's precedence.

@@ -658,3 +658,33 @@ fn binding_any_address_puts_every_listener_on_the_wildcard_socket_of_its_port() 
     let sockets: Vec<SocketAddr> = as_configured.socket_addrs().copied().collect();
     assert_eq!(sockets, vec![SOCKET.parse().unwrap()]);
 }
+
+#[test]
+fn a_request_belongs_to_the_listener_its_server_name_chose_or_is_misdirected() {
+    let table = apply(
+        &Table::default(),
+        vec![listener("a", Some("a.test")), listener("b", Some("b.test"))],
+        vec![],
+    );
+    let socket: SocketAddr = SOCKET.parse().unwrap();
+    let key = |r: Result<Option<&Arc<Listener>>, Misdirected>| r.map(|l| l.map(|l| l.key.clone()));
+    let a = Ok(Some(ListenerKey::new("ns", "gw", "a")));
+    assert_eq!(key(table.request_listener(socket, "a.test", None)), a);
+    assert_eq!(
+        key(table.request_listener(socket, "a.test", Some("a.test"))),
+        a
+    );
+    assert_eq!(
+        key(table.request_listener(socket, "b.test", Some("a.test"))),
+        Err(Misdirected)
+    );
+    assert_eq!(
+        key(table.request_listener(socket, "c.test", Some("a.test"))),
+        Err(Misdirected)
+    );
+    // Plain HTTP has no server name to disagree with.
+    assert_eq!(
+        key(table.request_listener(socket, "c.test", None)),
+        Ok(None)
+    );
+}

@@ -108,10 +108,7 @@ impl<A: ServerApp + Send + Sync + 'static> TlsSocket<A> {
                 let (tls, unread) = match fast {
                     Some(fast) if !h2 => {
                         let local = local.unwrap_or(self.bound);
-                        match fast
-                            .serve(&self.store, tls, local, Some(&name), shutdown)
-                            .await
-                        {
+                        match fast.serve(tls, local, Some(&name), shutdown).await {
                             Some(handed_over) => handed_over,
                             None => return Ok(()),
                         }
