@@ -207,7 +207,7 @@ impl FastPath {
                     fresh_only = true;
                     continue;
                 }
-                Err(RelayError::BeforeResponse(e) | RelayError::Response(e)) => {
+                Err(RelayError::Failed(e)) => {
                     tracing::debug!(%addr, error = %e, "fast path: upstream failed");
                     return answer(down, "502 Bad Gateway").await;
                 }
@@ -337,10 +337,9 @@ async fn answer<S: AsyncWrite + Unpin>(down: &mut S, status: &str) -> Forwarded 
 enum RelayError {
     /// The upstream closed without a byte of response.
     ClosedBeforeResponse,
-    /// Sending the request failed, or the upstream's answer was not HTTP.
-    BeforeResponse(String),
-    /// The upstream failed before anything went downstream.
-    Response(String),
+    /// Sending the request failed, or the upstream failed or did not answer HTTP, before
+    /// anything went downstream: a 502 can still be sent.
+    Failed(String),
     /// Part of the response went downstream before a failure: only closing is left.
     Midway,
 }
@@ -359,7 +358,7 @@ async fn relay<S: AsyncWrite + Unpin>(
             std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
                 RelayError::ClosedBeforeResponse
             }
-            _ => RelayError::BeforeResponse(e.to_string()),
+            _ => RelayError::Failed(e.to_string()),
         });
     }
     let mut sent_any = false;
@@ -381,30 +380,28 @@ async fn relay<S: AsyncWrite + Unpin>(
                 tracing::debug!(error = %e, "fast path: bad response after an interim one");
                 return Err(RelayError::Midway);
             }
-            Err(e) => return Err(RelayError::BeforeResponse(e.to_string())),
+            Err(e) => return Err(RelayError::Failed(e.to_string())),
         }
         if buf.len() >= MAX_HEAD {
-            return Err(RelayError::Response("response head too large".into()));
+            return Err(RelayError::Failed("response head too large".into()));
         }
         match up.read_buf(buf).await {
             Ok(0) if buf.is_empty() && !sent_any => return Err(RelayError::ClosedBeforeResponse),
-            Ok(0) => return Err(RelayError::Response("closed in the response head".into())),
+            Ok(0) => return Err(RelayError::Failed("closed in the response head".into())),
             Ok(_) => {}
             Err(e) if buf.is_empty() && !sent_any => {
                 return match e.kind() {
                     std::io::ErrorKind::ConnectionReset => Err(RelayError::ClosedBeforeResponse),
-                    _ => Err(RelayError::Response(e.to_string())),
+                    _ => Err(RelayError::Failed(e.to_string())),
                 };
             }
-            Err(e) => return Err(RelayError::Response(e.to_string())),
+            Err(e) => return Err(RelayError::Failed(e.to_string())),
         }
     };
     // The head and whatever body arrived with it go out in one write.
     let mut body = Body::new(head.framing);
     let body_start = head.head_len;
-    let (end, done) = body
-        .take(&buf[body_start..])
-        .map_err(RelayError::Response)?;
+    let (end, done) = body.take(&buf[body_start..]).map_err(RelayError::Failed)?;
     let mut out = Vec::with_capacity(head.head_len + end);
     let head_bytes = head.rewritten.as_deref().unwrap_or(&buf[..head.head_len]);
     match head_bytes.strip_suffix(b"\r\n") {
