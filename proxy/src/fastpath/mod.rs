@@ -167,7 +167,9 @@ impl FastPath {
             let Some(addr) = plan.backend.pick_endpoint() else {
                 return answer(down, "503 Service Unavailable").await;
             };
-            let (mut up, reused) = match self.pool.take(addr).filter(|_| !fresh_only) {
+            // After a stale pooled connection, connect afresh; the other pooled ones stay.
+            let pooled = if fresh_only { None } else { self.pool.take(addr) };
+            let (mut up, reused) = match pooled {
                 Some(conn) => (conn, true),
                 None => match connect(addr).await {
                     Ok(conn) => (conn, false),
