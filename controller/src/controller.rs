@@ -163,31 +163,32 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
                 objects_changed = true;
             }
         }
-        // A lone change is served at once; a burst is gathered.
-        if objects_changed && watched.count() > changes_planned + 1 {
-            tokio::time::sleep_until(next_pass_at(
-                pass_ended,
-                pass_cost,
-                reconciler.config.debounce,
-            ))
-            .await;
+        if objects_changed {
+            let changes = watched.count() - changes_planned;
+            if let Some(at) =
+                gather_until(changes, pass_ended, pass_cost, reconciler.config.debounce)
+            {
+                tokio::time::sleep_until(at).await;
+            }
         }
         // An object change that arrived meanwhile must not wait for another round.
         objects_changed |= watched.pending();
     }
 }
 
-/// When the pass after one that ended at `ended` and took `cost` may start. Changes that
-/// arrive while a pass runs are batched into the next one anyway; the pause after a pass
-/// (at most `debounce`, never longer than the pass itself) gathers a little more of a burst
-/// and leaves the API server and the status writes some CPU, while a change that follows a
-/// cheap pass waits little: the wait is part of every change's apply-to-traffic latency.
-fn next_pass_at(
+/// Until when to gather changes before the next pass, given how many were recorded since
+/// the last pass read the caches, when it ended and what it cost. A lone change is served
+/// at once: the wait would be part of its apply-to-traffic latency. A burst waits until
+/// the last pass is as old as it was long, at most `debounce`: changes arriving while
+/// passes run are batched into the next one anyway, and the pause gathers a little more
+/// and leaves the API server and the status writes some CPU.
+fn gather_until(
+    changes: u64,
     ended: tokio::time::Instant,
     cost: Duration,
     debounce: Duration,
-) -> tokio::time::Instant {
-    ended + cost.min(debounce)
+) -> Option<tokio::time::Instant> {
+    (changes > 1).then(|| ended + cost.min(debounce))
 }
 
 struct Reconciler {
@@ -302,18 +303,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pause_after_a_pass_is_the_debounce_at_most_and_the_pass_cost_at_least() {
+    fn a_lone_change_is_served_at_once_and_a_burst_waits_at_most_the_debounce() {
         let ended = tokio::time::Instant::now();
         let debounce = Duration::from_millis(50);
-        // A cheap pass (1,000 routes): the next change waits as long as the pass took.
+        let cheap = Duration::from_millis(20);
+        let costly = Duration::from_millis(120);
+        assert_eq!(gather_until(1, ended, costly, debounce), None);
+        // A burst after a cheap pass (1,000 routes) waits as long as the pass took...
+        assert_eq!(gather_until(2, ended, cheap, debounce), Some(ended + cheap));
+        // ... after a costly one (10,000 routes), the debounce.
         assert_eq!(
-            next_pass_at(ended, Duration::from_millis(20), debounce),
-            ended + Duration::from_millis(20)
-        );
-        // A costly one (10,000 routes): capped at the debounce.
-        assert_eq!(
-            next_pass_at(ended, Duration::from_millis(120), debounce),
-            ended + debounce
+            gather_until(500, ended, costly, debounce),
+            Some(ended + debounce)
         );
     }
 }

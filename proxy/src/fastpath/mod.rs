@@ -168,7 +168,11 @@ impl FastPath {
                 return answer(down, "503 Service Unavailable").await;
             };
             // After a stale pooled connection, connect afresh; the other pooled ones stay.
-            let pooled = if fresh_only { None } else { self.pool.take(addr) };
+            let pooled = if fresh_only {
+                None
+            } else {
+                self.pool.take(addr)
+            };
             let (mut up, reused) = match pooled {
                 Some(conn) => (conn, true),
                 None => match connect(addr).await {
