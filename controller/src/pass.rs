@@ -3,13 +3,14 @@
 //! result; `bench`'s `reconcile_cost` times it.
 
 use crate::addresses::{Assignment, GatewayKey, Pool};
-use crate::plan::{Plan, plan_with};
+use crate::plan::{Plan, plan_remembering};
 use crate::provision::Resolution;
 use crate::status::{self, ProxyAcks, Statuses};
 use crate::tenancy::{self, Tenancy, TenancyObjects};
 use crate::tenant_certs;
 use crate::watch::PolicyChanges;
 use gatehouse_core::manifest::Object;
+use gatehouse_core::translate::Translator;
 use gatehouse_policy::Snapshot;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -64,6 +65,8 @@ pub struct Pass {
     certificates: tenant_certs::Memory,
     /// The tenancy policy's view, kept between passes and updated per change.
     policy: Option<Snapshot>,
+    /// Remembers each route's translation, converting again only what changed.
+    translator: Translator,
 }
 
 impl Pass {
@@ -73,6 +76,7 @@ impl Pass {
             addresses: BTreeMap::new(),
             certificates: tenant_certs::Memory::default(),
             policy: None,
+            translator: Translator::new(crate::plan::options()),
         }
     }
 
@@ -98,7 +102,13 @@ impl Pass {
                 .map(Object::HttpRoute),
         );
         clock.lap("objects");
-        let mut plan = plan_with(&objects, &self.pool, &self.addresses, inputs.resolution);
+        let mut plan = plan_remembering(
+            &objects,
+            &self.pool,
+            &self.addresses,
+            inputs.resolution,
+            &mut self.translator,
+        );
         clock.lap("translate");
         let certificates = tenant_certs::serve(
             &objects,

@@ -9,7 +9,7 @@
 use crate::addresses::{self, Assignment, GatewayKey, Pool, Request, Requested};
 use crate::provision::{External, Resolution};
 use gatehouse_core::manifest::Object;
-use gatehouse_core::translate::{TranslateOptions, Translation, translate};
+use gatehouse_core::translate::{TranslateOptions, Translation, Translator};
 use gateway_api::experimental::gateways::{Gateway, GatewayAddresses};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -66,6 +66,24 @@ pub fn plan_with(
     pool: &Pool,
     memory: &BTreeMap<GatewayKey, IpAddr>,
     resolution: &Resolution,
+) -> Plan {
+    plan_remembering(
+        objects,
+        pool,
+        memory,
+        resolution,
+        &mut Translator::new(options()),
+    )
+}
+
+/// [`plan_with`] through a translator kept between passes, so that routes whose inputs did
+/// not change are not converted again.
+pub fn plan_remembering(
+    objects: &[Object],
+    pool: &Pool,
+    memory: &BTreeMap<GatewayKey, IpAddr>,
+    resolution: &Resolution,
+    translator: &mut Translator,
 ) -> Plan {
     let classes = our_classes(objects);
     let mut ours: Vec<&Gateway> = objects
@@ -128,7 +146,7 @@ pub fn plan_with(
         },
         _ => Some(o),
     });
-    let translation = translate(input, &options());
+    let translation = translator.translate(input);
     Plan {
         addresses,
         invalid_classes: resolution

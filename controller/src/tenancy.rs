@@ -440,7 +440,9 @@ spec:
             .resources
             .into_values()
             .filter_map(|r| match r {
-                Resource::HttpRoute(r) => Some((r.key, (r.hostnames, r.parents))),
+                Resource::HttpRoute(r) => {
+                    Some((r.key.clone(), (r.hostnames.clone(), r.parents.clone())))
+                }
                 _ => None,
             })
             .collect()

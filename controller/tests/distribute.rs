@@ -129,14 +129,14 @@ fn route(name: &str, gw: &str, path_regex: Option<&str>) -> Resource {
             ..HttpMatch::default()
         }];
     }
-    Resource::HttpRoute(HttpRoute {
+    Resource::HttpRoute(Arc::new(HttpRoute {
         key: RouteKey::new("ns", name),
         version: 0,
         created_ms: 0,
         hostnames: vec![],
         parents: vec![ListenerKey::new("ns", gw, "http")],
         rules: vec![rule],
-    })
+    }))
 }
 
 fn backend(gw: &str) -> Resource {

@@ -61,14 +61,14 @@ mod tests {
     }
 
     fn route(name: &str) -> Resource {
-        Resource::HttpRoute(HttpRoute {
+        Resource::HttpRoute(std::sync::Arc::new(HttpRoute {
             key: RouteKey::new("ns", name),
             version: 1,
             created_ms: 0,
             hostnames: vec![],
             parents: vec![ListenerKey::new("ns", "gw", "http")],
             rules: vec![HttpRule::default()],
-        })
+        }))
     }
 
     fn backend(name: &str, endpoints: &[&str]) -> Resource {

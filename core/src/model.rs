@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Version of a resource as the source saw it (a generation or resourceVersion).
 pub type Version = u64;
@@ -488,7 +489,9 @@ impl fmt::Debug for Certificate {
 #[serde(tag = "kind")]
 pub enum Resource {
     Listener(Listener),
-    HttpRoute(HttpRoute),
+    /// Shared: at 10,000 routes the controller's plan, what it publishes and what each proxy
+    /// session holds are the same routes, and an unchanged route compares by pointer.
+    HttpRoute(Arc<HttpRoute>),
     Backend(Backend),
     Certificate(Certificate),
     GrpcRoute(GrpcRoute),

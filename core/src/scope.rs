@@ -207,7 +207,7 @@ mod tests {
     }
 
     fn http_route(name: &str, parents: &[(&str, &str)], rule: HttpRule) -> Resource {
-        Resource::HttpRoute(HttpRoute {
+        Resource::HttpRoute(std::sync::Arc::new(HttpRoute {
             key: RouteKey::new("ns", name),
             version: 1,
             created_ms: 0,
@@ -217,7 +217,7 @@ mod tests {
                 .map(|(gw, l)| ListenerKey::new("ns", gw, l))
                 .collect(),
             rules: vec![rule],
-        })
+        }))
     }
 
     fn backend(service: &str) -> Resource {

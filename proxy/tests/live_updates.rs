@@ -61,7 +61,7 @@ fn backend(name: &str, addr: SocketAddr, version: u64, app: AppProtocol) -> Reso
 }
 
 fn route(name: &str, host: &str, backend: &str, version: u64) -> Resource {
-    Resource::HttpRoute(HttpRoute {
+    Resource::HttpRoute(Arc::new(HttpRoute {
         key: RouteKey::new("default", name),
         version,
         created_ms: 0,
@@ -79,7 +79,7 @@ fn route(name: &str, host: &str, backend: &str, version: u64) -> Resource {
             }],
             ..Default::default()
         }],
-    })
+    }))
 }
 
 fn apply(env: &Env, upserts: Vec<Resource>, removals: Vec<ResourceKey>) {

@@ -18,7 +18,7 @@ use tls::{
 };
 
 fn route(name: &str, hostnames: &[&str], listener: &str, backend_name: &str) -> Resource {
-    Resource::HttpRoute(HttpRoute {
+    Resource::HttpRoute(std::sync::Arc::new(HttpRoute {
         key: RouteKey::new("ns", name),
         version: 1,
         created_ms: 0,
@@ -28,7 +28,7 @@ fn route(name: &str, hostnames: &[&str], listener: &str, backend_name: &str) -> 
             backends: vec![weighted(backend_name)],
             ..Default::default()
         }],
-    })
+    }))
 }
 
 struct Setup {

@@ -269,7 +269,7 @@ async fn measure(
 }
 
 fn route(name: &str, created_ms: i64) -> Resource {
-    Resource::HttpRoute(HttpRoute {
+    Resource::HttpRoute(std::sync::Arc::new(HttpRoute {
         key: RouteKey::new("bench", name),
         version: 1,
         created_ms,
@@ -283,7 +283,7 @@ fn route(name: &str, created_ms: i64) -> Resource {
             }],
             ..Default::default()
         }],
-    })
+    }))
 }
 
 /// Nearest-rank percentile of sorted microsecond samples, in ms.

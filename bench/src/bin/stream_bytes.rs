@@ -19,7 +19,7 @@ struct Cli {
 }
 
 fn route(i: usize, path: &str) -> Resource {
-    Resource::HttpRoute(HttpRoute {
+    Resource::HttpRoute(std::sync::Arc::new(HttpRoute {
         key: RouteKey::new(&format!("tenant-{}", i % 1000), &format!("route-{i}")),
         version: 1,
         created_ms: 1_700_000_000_000,
@@ -41,7 +41,7 @@ fn route(i: usize, path: &str) -> Resource {
             }],
             ..HttpRule::default()
         }],
-    })
+    }))
 }
 
 fn config(n: usize) -> Config {

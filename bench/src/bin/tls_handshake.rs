@@ -319,7 +319,7 @@ async fn main() -> Result<()> {
             certificates: refs,
         }),
     });
-    let route = Resource::HttpRoute(HttpRoute {
+    let route = Resource::HttpRoute(Arc::new(HttpRoute {
         key: RouteKey::new("bench", "r"),
         version: 1,
         created_ms: 0,
@@ -333,7 +333,7 @@ async fn main() -> Result<()> {
             }],
             ..Default::default()
         }],
-    });
+    }));
     let echo = Resource::Backend(Backend {
         key: BackendKey::new("bench", "echo", 80),
         version: 1,

@@ -235,14 +235,14 @@ mod tests {
     }
 
     fn route(name: &str, gw: &str) -> Resource {
-        Resource::HttpRoute(HttpRoute {
+        Resource::HttpRoute(Arc::new(HttpRoute {
             key: RouteKey::new("ns", name),
             version: 0,
             created_ms: 0,
             hostnames: vec![],
             parents: vec![ListenerKey::new("ns", gw, "http")],
             rules: vec![HttpRule::default()],
-        })
+        }))
     }
 
     fn config(resources: &[Resource]) -> Arc<Config> {

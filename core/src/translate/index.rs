@@ -33,8 +33,10 @@ pub(super) struct Index<'a> {
     pub services: BTreeMap<NsName<'a>, &'a Service>,
     /// Keyed by namespace and the owning Service's name.
     pub slices: BTreeMap<NsName<'a>, Vec<&'a EndpointSlice>>,
-    grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
-    namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
+    /// Keyed by the namespace they grant access to.
+    pub grants: BTreeMap<&'a str, Vec<&'a ReferenceGrant>>,
+    /// Only namespaces that have labels.
+    pub namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
 }
 
 /// One side of a cross-namespace reference, for ReferenceGrant checks.

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Which route namespaces a listener admits.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) enum Namespaces {
     Same,
     All,
@@ -27,7 +27,7 @@ pub(super) enum Namespaces {
 }
 
 /// A served listener as route attachment sees it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct ListenerView {
     pub key: ListenerKey,
     pub name: String,
@@ -48,6 +48,7 @@ impl ListenerView {
 }
 
 /// A parent routes attach to: a Gateway or an accepted ListenerSet.
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct GatewayView {
     /// The parent's own namespace (what `allowedRoutes.namespaces.from: Same` means).
     pub namespace: String,

@@ -8,6 +8,7 @@
 mod attach;
 mod backends;
 mod filters;
+mod incremental;
 mod index;
 mod listener_sets;
 mod listeners;
@@ -19,6 +20,7 @@ mod selector;
 #[cfg(test)]
 mod tests;
 
+pub use incremental::Translator;
 pub use listener_sets::{as_gateway_listener, parent_gateway};
 pub use secrets::{TLS_SECRET_TYPE, TlsSecretError, tls_secret_certificate};
 
@@ -90,10 +92,19 @@ pub fn translate<'a>(
     objects: impl IntoIterator<Item = &'a Object>,
     opts: &TranslateOptions,
 ) -> Translation {
+    translate_with(objects, opts, None)
+}
+
+fn translate_with<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
+    opts: &TranslateOptions,
+    memory: Option<&mut incremental::Memory>,
+) -> Translation {
     let mut problems = Vec::new();
     let index = index::Index::new(objects, &mut problems);
     let gateways = listeners::translate(&index, opts, &mut problems);
-    let mut routes = routes::translate(&index, &gateways, &mut problems);
+    let memo = memory.map(|m| m.routes_memo(&index, &gateways));
+    let mut routes = routes::translate(&index, &gateways, &mut problems, memo);
     let mut other = other_routes::translate(&index, &gateways, &mut problems);
     routes.backends.append(&mut other.backends);
     let backends = backends::emit(&index, &routes.backends);

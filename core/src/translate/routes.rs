@@ -9,11 +9,38 @@ use super::{Problem, label, version_of};
 use crate::model::{HttpMatch, HttpRoute, HttpRule, Resource, ResourceKey, RouteKey};
 use crate::validate::validate;
 use gateway_api::experimental::httproutes::{HttpRoute as RouteObject, HttpRouteParentRefs};
+use std::sync::Arc;
 
 #[derive(Default)]
 pub(super) struct Routes {
-    pub routes: Vec<HttpRoute>,
+    pub routes: Vec<Arc<HttpRoute>>,
     /// Backends used by the emitted routes only.
+    pub backends: Needed,
+}
+
+impl Routes {
+    fn add(&mut self, output: &RouteOutput, problems: &mut Vec<Problem>) {
+        problems.extend(output.problems.iter().cloned());
+        if let Some(model) = &output.model {
+            // Looked up before cloning: most routes share their backends with others.
+            for (key, target) in &output.backends {
+                if !self.backends.contains_key(key) {
+                    self.backends.insert(key.clone(), target.clone());
+                }
+            }
+            self.routes.push(model.clone());
+        }
+    }
+}
+
+/// What one HTTPRoute contributes to a translation, given the rest of the world: kept per
+/// route by the [`super::Translator`] so that an unchanged route is not converted again.
+#[derive(Clone, Debug, Default)]
+pub(super) struct RouteOutput {
+    /// In the order a full translation reports them.
+    pub problems: Vec<Problem>,
+    pub model: Option<Arc<HttpRoute>>,
+    /// Backends the model uses (empty when it is not emitted).
     pub backends: Needed,
 }
 
@@ -21,65 +48,94 @@ pub(super) fn translate(
     index: &Index<'_>,
     gateways: &Gateways,
     problems: &mut Vec<Problem>,
+    memo: Option<&mut super::incremental::HttpMemo>,
 ) -> Routes {
     let mut out = Routes::default();
-    for (&(ns, name), route) in &index.routes {
-        let object = label("HTTPRoute", &route.metadata);
-        let Some(parents) = parents(index, gateways, ns, route, &object, problems) else {
-            continue;
-        };
-        let mut ctx = RouteCtx {
-            index,
-            kind: "HTTPRoute",
-            namespace: ns,
-            object: object.clone(),
-            problems: Vec::new(),
-            backends: Needed::new(),
-        };
-        let mut rules = Vec::new();
-        for (i, r) in route.spec.rules.iter().flatten().enumerate() {
-            match rules::rule(&mut ctx, i, r) {
-                Ok(rule) => rules.push(rule),
-                Err(p) => {
-                    problems.push(p.rejecting(ResourceKey::HttpRoute(RouteKey::new(ns, name))));
-                    break;
-                }
+    let convert =
+        |&(ns, name): &(&str, &str), route: &RouteObject| one(index, gateways, ns, name, route);
+    match memo {
+        None => {
+            for (key, route) in &index.routes {
+                out.add(&convert(key, route), problems);
             }
         }
-        if rules.len() != route.spec.rules.as_ref().map_or(0, Vec::len) {
-            continue;
+        Some(memo) => {
+            for (key, route) in &index.routes {
+                memo.remember(key.0, key.1, route, || convert(key, route));
+            }
+            for output in memo.finish() {
+                out.add(output, problems);
+            }
         }
-        if rules.is_empty() {
-            // What the API server would have defaulted: one rule matching everything.
-            rules.push(HttpRule {
-                matches: vec![HttpMatch::default()],
-                ..Default::default()
-            });
-        }
-        let model = HttpRoute {
-            key: RouteKey::new(ns, name),
-            version: version_of(&route.metadata),
-            created_ms: route
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(0, |t| t.0.as_millisecond()),
-            hostnames: route.spec.hostnames.clone().unwrap_or_default(),
-            parents,
-            rules,
-        };
-        if let Err(e) = validate(&Resource::HttpRoute(model.clone())) {
-            problems.push(
-                Problem::new(&object, format!("spec.{}", e.field), e.reason)
-                    .rejecting(ResourceKey::HttpRoute(RouteKey::new(ns, name))),
-            );
-            continue;
-        }
-        problems.append(&mut ctx.problems);
-        // Not `append`: it rebuilds the whole map, making a pass quadratic in routes.
-        out.backends.extend(std::mem::take(&mut ctx.backends));
-        out.routes.push(model);
     }
+    out
+}
+
+/// One HTTPRoute converted against the world `index` and `gateways` describe.
+pub(super) fn one(
+    index: &Index<'_>,
+    gateways: &Gateways,
+    ns: &str,
+    name: &str,
+    route: &RouteObject,
+) -> RouteOutput {
+    let mut out = RouteOutput::default();
+    let object = label("HTTPRoute", &route.metadata);
+    let Some(parents) = parents(index, gateways, ns, route, &object, &mut out.problems) else {
+        return out;
+    };
+    let mut ctx = RouteCtx {
+        index,
+        kind: "HTTPRoute",
+        namespace: ns,
+        object: object.clone(),
+        problems: Vec::new(),
+        backends: Needed::new(),
+    };
+    let mut rules = Vec::new();
+    for (i, r) in route.spec.rules.iter().flatten().enumerate() {
+        match rules::rule(&mut ctx, i, r) {
+            Ok(rule) => rules.push(rule),
+            Err(p) => {
+                out.problems
+                    .push(p.rejecting(ResourceKey::HttpRoute(RouteKey::new(ns, name))));
+                return out;
+            }
+        }
+    }
+    if rules.is_empty() {
+        // What the API server would have defaulted: one rule matching everything.
+        rules.push(HttpRule {
+            matches: vec![HttpMatch::default()],
+            ..Default::default()
+        });
+    }
+    let model = HttpRoute {
+        key: RouteKey::new(ns, name),
+        version: version_of(&route.metadata),
+        created_ms: route
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_millisecond()),
+        hostnames: route.spec.hostnames.clone().unwrap_or_default(),
+        parents,
+        rules,
+    };
+    let resource = Resource::HttpRoute(Arc::new(model));
+    if let Err(e) = validate(&resource) {
+        out.problems.push(
+            Problem::new(&object, format!("spec.{}", e.field), e.reason)
+                .rejecting(ResourceKey::HttpRoute(RouteKey::new(ns, name))),
+        );
+        return out;
+    }
+    let Resource::HttpRoute(model) = resource else {
+        unreachable!("built as an HTTPRoute just above")
+    };
+    out.problems.append(&mut ctx.problems);
+    out.backends = ctx.backends;
+    out.model = Some(model);
     out
 }
 

@@ -364,14 +364,14 @@ mod tests {
     use crate::model::*;
 
     fn route(rule: HttpRule) -> Resource {
-        Resource::HttpRoute(HttpRoute {
+        Resource::HttpRoute(std::sync::Arc::new(HttpRoute {
             key: RouteKey::new("ns", "r"),
             version: 0,
             created_ms: 0,
             hostnames: vec!["example.com".into()],
             parents: vec![ListenerKey::new("ns", "gw", "http")],
             rules: vec![rule],
-        })
+        }))
     }
 
     fn with_match(m: HttpMatch) -> Resource {
@@ -483,7 +483,7 @@ mod tests {
     fn bad_route_hostname() {
         let mut r = route(HttpRule::default());
         if let Resource::HttpRoute(h) = &mut r {
-            h.hostnames.push("*".into());
+            std::sync::Arc::make_mut(h).hostnames.push("*".into());
         }
         assert_eq!(err(r).0, "hostnames[1]");
     }

@@ -83,19 +83,19 @@ fn exact_hostname_beats_wildcard_and_falls_through_by_path() {
         &Table::default(),
         vec![
             listener("http", None),
-            Resource::HttpRoute(route(
+            http_route(route(
                 "exact",
                 &["a.example.com"],
                 &["http"],
                 vec![rule(prefix("/only"), "exact")],
             )),
-            Resource::HttpRoute(route(
+            http_route(route(
                 "wild",
                 &["*.example.com"],
                 &["http"],
                 vec![rule(prefix("/"), "wild")],
             )),
-            Resource::HttpRoute(route(
+            http_route(route(
                 "wilder",
                 &["*.b.example.com"],
                 &["http"],
@@ -127,13 +127,13 @@ fn listener_hostname_intersects_route_hostnames() {
         &Table::default(),
         vec![
             listener("wild", Some("*.example.com")),
-            Resource::HttpRoute(route(
+            http_route(route(
                 "r",
                 &["foo.example.com", "bar.other.org"],
                 &["wild"],
                 vec![rule(prefix("/"), "b")],
             )),
-            Resource::HttpRoute(route(
+            http_route(route(
                 "any",
                 &[],
                 &["wild"],
@@ -160,14 +160,14 @@ fn listeners_on_one_socket_are_isolated_by_hostname() {
             listener("empty", None),
             listener("wild", Some("*.example.com")),
             listener("exact", Some("foo.example.com")),
-            Resource::HttpRoute(route(
+            http_route(route(
                 "e",
                 &[],
                 &["empty"],
                 vec![rule(prefix("/"), "empty")],
             )),
-            Resource::HttpRoute(route("w", &[], &["wild"], vec![rule(prefix("/"), "wild")])),
-            Resource::HttpRoute(route(
+            http_route(route("w", &[], &["wild"], vec![rule(prefix("/"), "wild")])),
+            http_route(route(
                 "x",
                 &[],
                 &["exact"],
@@ -225,12 +225,12 @@ fn precedence_across_routes_uses_age_then_name_then_rule_order() {
         &Table::default(),
         vec![
             listener("http", None),
-            Resource::HttpRoute(young_a),
-            Resource::HttpRoute(old),
-            Resource::HttpRoute(young_b),
-            Resource::HttpRoute(same_b),
-            Resource::HttpRoute(longer),
-            Resource::HttpRoute(exact),
+            http_route(young_a),
+            http_route(old),
+            http_route(young_b),
+            http_route(same_b),
+            http_route(longer),
+            http_route(exact),
         ],
         vec![],
     );
@@ -249,7 +249,7 @@ fn updates_replace_removals_remove_and_late_listeners_attach() {
         vec![rule(prefix("/"), "v1")],
     );
     // The route arrives before its listener.
-    let t = apply(&Table::default(), vec![Resource::HttpRoute(r1)], vec![]);
+    let t = apply(&Table::default(), vec![http_route(r1)], vec![]);
     assert_eq!(lookup(&t, "a.example.com", "/"), None);
     let t = apply(&t, vec![listener("http", None)], vec![]);
     assert_eq!(lookup(&t, "a.example.com", "/").as_deref(), Some("v1"));
@@ -260,7 +260,7 @@ fn updates_replace_removals_remove_and_late_listeners_attach() {
         &["http"],
         vec![rule(prefix("/"), "v2")],
     );
-    let t2 = apply(&t, vec![Resource::HttpRoute(r2)], vec![]);
+    let t2 = apply(&t, vec![http_route(r2)], vec![]);
     assert_eq!(lookup(&t2, "a.example.com", "/"), None);
     assert_eq!(lookup(&t2, "b.example.com", "/").as_deref(), Some("v2"));
     // The previous snapshot still answers as before: in-flight requests keep their view.
@@ -290,7 +290,7 @@ fn listener_hostname_change_reindexes_its_routes() {
         &Table::default(),
         vec![
             listener("l", Some("*.one.test")),
-            Resource::HttpRoute(route("r", &[], &["l"], vec![rule(prefix("/"), "b")])),
+            http_route(route("r", &[], &["l"], vec![rule(prefix("/"), "b")])),
         ],
         vec![],
     );
@@ -306,7 +306,7 @@ fn a_bad_resource_rejects_the_whole_delta() {
         &Table::default(),
         vec![
             listener("http", None),
-            Resource::HttpRoute(route(
+            http_route(route(
                 "good",
                 &[],
                 &["http"],
@@ -324,7 +324,7 @@ fn a_bad_resource_rejects_the_whole_delta() {
     let replacement = route("good", &[], &["http"], vec![rule(prefix("/"), "changed")]);
     let err = t
         .apply(&Delta {
-            upserts: vec![Resource::HttpRoute(replacement), Resource::HttpRoute(bad)],
+            upserts: vec![http_route(replacement), http_route(bad)],
             removals: vec![],
         })
         .err()
@@ -339,7 +339,7 @@ fn a_bad_resource_rejects_the_whole_delta() {
 fn many_routes_on_distinct_hosts_each_resolve() {
     let mut upserts = vec![listener("http", None)];
     for i in 0..2_000 {
-        upserts.push(Resource::HttpRoute(route(
+        upserts.push(http_route(route(
             &format!("r{i}"),
             &[&format!("r{i}.example.com")],
             &["http"],
@@ -375,10 +375,10 @@ fn one_delta_in_any_order_and_repeated_keys_keep_the_last_version() {
     let t = apply(
         &Table::default(),
         vec![
-            Resource::HttpRoute(first),
-            Resource::HttpRoute(other),
+            http_route(first),
+            http_route(other),
             listener("http", None),
-            Resource::HttpRoute(last),
+            http_route(last),
         ],
         vec![],
     );
@@ -687,4 +687,8 @@ fn a_request_belongs_to_the_listener_its_server_name_chose_or_is_misdirected() {
         key(table.request_listener(socket, "c.test", None)),
         Ok(None)
     );
+}
+
+fn http_route(route: HttpRoute) -> Resource {
+    Resource::HttpRoute(Arc::new(route))
 }

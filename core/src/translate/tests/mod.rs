@@ -3,6 +3,7 @@
 mod attachment;
 mod backends;
 mod gateways;
+mod incremental;
 mod listener_sets;
 mod rules;
 mod tls;
@@ -10,6 +11,7 @@ mod tls;
 use super::{TranslateOptions, Translation, translate};
 use crate::manifest::{self, Object};
 use crate::model::{Backend, HttpRoute, Listener, Resource, ResourceKey};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 pub(super) const CONTROLLER: &str = "gatehouse.dev/gateway-controller";

@@ -1,0 +1,233 @@
+//! Translation that remembers: a [`Translator`] keeps, per HTTPRoute, the route as it was
+//! last converted and what it produced, and converts again only routes that changed, or all
+//! of them when something every route reads changed (Gateways and their listeners,
+//! ListenerSets, Services' ports, ReferenceGrants, Namespace labels). The result is always
+//! what [`super::translate`] returns for the same objects; tests hold it to that.
+//!
+//! Tenants change routes all day and admins rarely change Gateways, so at 10,000 routes
+//! one changed route costs a comparison per route instead of a conversion per route.
+
+use super::index::Index;
+use super::listeners::{GatewayView, Gateways};
+use super::routes::RouteOutput;
+use super::{TranslateOptions, Translation};
+use crate::manifest::Object;
+use gateway_api::experimental::httproutes::HttpRoute as RouteObject;
+use gateway_api::experimental::referencegrants::ReferenceGrantSpec;
+use k8s_openapi::api::core::v1::ServicePort;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// [`super::translate`] with memory between calls; see the module docs.
+pub struct Translator {
+    opts: TranslateOptions,
+    memory: Memory,
+}
+
+impl Translator {
+    pub fn new(opts: TranslateOptions) -> Self {
+        Translator {
+            opts,
+            memory: Memory::default(),
+        }
+    }
+
+    pub fn translate<'a>(&mut self, objects: impl IntoIterator<Item = &'a Object>) -> Translation {
+        super::translate_with(objects, &self.opts, Some(&mut self.memory))
+    }
+
+    /// How many HTTPRoutes the last call converted (the rest were remembered).
+    pub fn converted_last(&self) -> usize {
+        self.memory.http.converted
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Memory {
+    context: Option<RouteContext>,
+    http: HttpMemo,
+}
+
+impl Memory {
+    /// Called once the index and the listeners are known, before any route: forgets every
+    /// route when what routes read changed.
+    pub(super) fn routes_memo(&mut self, index: &Index<'_>, gateways: &Gateways) -> &mut HttpMemo {
+        if !self
+            .context
+            .as_ref()
+            .is_some_and(|c| c.matches(index, gateways))
+        {
+            self.context = Some(RouteContext::capture(index, gateways));
+            self.http.forget();
+        }
+        self.http.start();
+        &mut self.http
+    }
+}
+
+/// Per HTTPRoute, in key order: the route as last converted and what it produced.
+#[derive(Default)]
+pub(super) struct HttpMemo {
+    last: Vec<Entry>,
+    cursor: usize,
+    next: Vec<Entry>,
+    converted: usize,
+}
+
+#[derive(Default)]
+struct Entry {
+    namespace: String,
+    name: String,
+    input: RouteObject,
+    output: RouteOutput,
+}
+
+impl HttpMemo {
+    fn forget(&mut self) {
+        self.last.clear();
+        self.cursor = 0;
+    }
+
+    /// Keeps what route `ns/name` produces: remembered if it is unchanged, else
+    /// `convert()`. Routes must come in key order, as the index holds them.
+    pub(super) fn remember(
+        &mut self,
+        ns: &str,
+        name: &str,
+        route: &RouteObject,
+        convert: impl FnOnce() -> RouteOutput,
+    ) {
+        while self
+            .last
+            .get(self.cursor)
+            .is_some_and(|e| (e.namespace.as_str(), e.name.as_str()) < (ns, name))
+        {
+            self.cursor += 1;
+        }
+        let remembered = self
+            .last
+            .get_mut(self.cursor)
+            .filter(|e| e.namespace == ns && e.name == name && e.input == *route);
+        let entry = match remembered {
+            Some(e) => std::mem::take(e),
+            None => {
+                self.converted += 1;
+                Entry {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    input: route.clone(),
+                    output: convert(),
+                }
+            }
+        };
+        self.next.push(entry);
+    }
+
+    /// After the last route: what was not remembered again is gone; the outputs in order.
+    pub(super) fn finish(&mut self) -> impl Iterator<Item = &RouteOutput> {
+        self.last = std::mem::take(&mut self.next);
+        self.cursor = 0;
+        self.last.iter().map(|e| &e.output)
+    }
+
+    fn start(&mut self) {
+        self.converted = 0;
+        self.next.clear();
+        self.cursor = 0;
+    }
+}
+
+/// Everything an HTTPRoute's conversion reads besides the route itself.
+#[derive(PartialEq)]
+struct RouteContext {
+    parents: ParentViews,
+    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// A backendRef reads a Service's existence and ports, nothing else.
+    service_ports: BTreeMap<(String, String), Option<Vec<ServicePort>>>,
+    grants: BTreeMap<String, Vec<ReferenceGrantSpec>>,
+}
+
+#[derive(PartialEq)]
+struct ParentViews {
+    ours: BTreeMap<(String, String), GatewayView>,
+    foreign: BTreeSet<(String, String)>,
+    listener_sets: BTreeMap<(String, String), GatewayView>,
+    foreign_sets: BTreeSet<(String, String)>,
+}
+
+impl ParentViews {
+    fn of(g: &Gateways) -> Self {
+        ParentViews {
+            ours: g.ours.clone(),
+            foreign: g.foreign.clone(),
+            listener_sets: g.listener_sets.clone(),
+            foreign_sets: g.foreign_sets.clone(),
+        }
+    }
+
+    fn matches(&self, g: &Gateways) -> bool {
+        self.ours == g.ours
+            && self.foreign == g.foreign
+            && self.listener_sets == g.listener_sets
+            && self.foreign_sets == g.foreign_sets
+    }
+}
+
+fn ports_of(s: &k8s_openapi::api::core::v1::Service) -> Option<&Vec<ServicePort>> {
+    s.spec.as_ref().and_then(|s| s.ports.as_ref())
+}
+
+impl RouteContext {
+    fn capture(index: &Index<'_>, gateways: &Gateways) -> Self {
+        RouteContext {
+            parents: ParentViews::of(gateways),
+            namespace_labels: index
+                .namespace_labels
+                .iter()
+                .map(|(ns, l)| (ns.to_string(), (*l).clone()))
+                .collect(),
+            service_ports: index
+                .services
+                .iter()
+                .map(|(&(ns, name), s)| ((ns.to_string(), name.to_string()), ports_of(s).cloned()))
+                .collect(),
+            grants: index
+                .grants
+                .iter()
+                .map(|(ns, gs)| (ns.to_string(), gs.iter().map(|g| g.spec.clone()).collect()))
+                .collect(),
+        }
+    }
+
+    /// Compared in place, without building a second context: this runs every pass.
+    fn matches(&self, index: &Index<'_>, gateways: &Gateways) -> bool {
+        fn same<A, B>(
+            mut a: impl ExactSizeIterator<Item = A>,
+            b: impl ExactSizeIterator<Item = B>,
+            eq: impl Fn(A, B) -> bool,
+        ) -> bool {
+            a.len() == b.len() && b.into_iter().all(|y| a.next().is_some_and(|x| eq(x, y)))
+        }
+        self.parents.matches(gateways)
+            && same(
+                self.namespace_labels.iter(),
+                index.namespace_labels.iter(),
+                |(ns, l), (ns2, l2)| ns == ns2 && l == *l2,
+            )
+            && same(
+                self.service_ports.iter(),
+                index.services.iter(),
+                |((ns, name), ports), (&(ns2, name2), s)| {
+                    ns == ns2 && name == name2 && ports.as_ref() == ports_of(s)
+                },
+            )
+            && same(
+                self.grants.iter(),
+                index.grants.iter(),
+                |(ns, specs), (ns2, gs)| {
+                    ns == ns2
+                        && specs.len() == gs.len()
+                        && specs.iter().zip(gs).all(|(a, b)| *a == b.spec)
+                },
+            )
+    }
+}
