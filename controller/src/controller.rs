@@ -222,7 +222,7 @@ impl Reconciler {
         let tenancy_objects = caches.tenancy();
         let resolution = self.provision(&objects, caches).await;
         let inputs = PassInputs {
-            objects: &objects,
+            objects,
             tenancy: &tenancy_objects,
             resolution: &resolution,
             now: gatehouse_core::certificate::unix_now(),

@@ -457,7 +457,7 @@ spec:
     ) -> (BTreeMap<(String, String), RouteVerdict>, Vec<HttpRoute>) {
         let planned = pass.plan(crate::pass::PassInputs {
             policy,
-            ..crate::pass::PassInputs::new(objects, tenancy_objects)
+            ..crate::pass::PassInputs::new(objects.to_vec(), tenancy_objects)
         });
         let routes = planned
             .objects

@@ -74,26 +74,35 @@ impl ClaimIndex {
     /// `*.` wildcard), oldest tenant first.
     pub fn claimants(&self, hostname: &str) -> Vec<Claimant> {
         let mut out = Vec::new();
-        let covers = |out: &mut Vec<Claimant>, ids: Option<&Vec<TenantId>>, claim: String| {
-            for &tenant in ids.into_iter().flatten() {
-                out.push(Claimant {
-                    tenant,
-                    claim: claim.clone(),
-                    coverage: Coverage::Covers,
-                });
-            }
-        };
+        // The claim's text is built only when someone holds it: most hostnames have
+        // several parent suffixes and no claimant at all.
+        let covers =
+            |out: &mut Vec<Claimant>, ids: Option<&Vec<TenantId>>, claim: &dyn Fn() -> String| {
+                for &tenant in ids.into_iter().flatten() {
+                    out.push(Claimant {
+                        tenant,
+                        claim: claim(),
+                        coverage: Coverage::Covers,
+                    });
+                }
+            };
         match hostname.strip_prefix("*.") {
             None => {
-                covers(&mut out, self.exact.get(hostname), hostname.to_string());
+                covers(&mut out, self.exact.get(hostname), &|| hostname.to_string());
                 for parent in parent_suffixes(hostname) {
-                    covers(&mut out, self.wildcard.get(parent), format!("*.{parent}"));
+                    covers(&mut out, self.wildcard.get(parent), &|| {
+                        format!("*.{parent}")
+                    });
                 }
             }
             Some(suffix) => {
-                covers(&mut out, self.wildcard.get(suffix), hostname.to_string());
+                covers(&mut out, self.wildcard.get(suffix), &|| {
+                    hostname.to_string()
+                });
                 for parent in parent_suffixes(suffix) {
-                    covers(&mut out, self.wildcard.get(parent), format!("*.{parent}"));
+                    covers(&mut out, self.wildcard.get(parent), &|| {
+                        format!("*.{parent}")
+                    });
                 }
                 for (tenant, claim) in self.below.get(suffix).into_iter().flatten() {
                     out.push(Claimant {

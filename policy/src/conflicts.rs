@@ -69,11 +69,9 @@ fn claim_overlaps(snapshot: &Snapshot, out: &mut BTreeMap<String, Conflict>) {
 }
 
 fn usage_conflicts(snapshot: &Snapshot, out: &mut BTreeMap<String, Conflict>) {
-    let mut by_hostname: BTreeMap<&str, Vec<&Usage>> = BTreeMap::new();
-    for usage in snapshot.usage.all() {
-        by_hostname.entry(&usage.hostname).or_default().push(usage);
-    }
-    for (hostname, mut usages) in by_hostname {
+    // `out` is ordered by hostname, so the index's own order does not show.
+    for (hostname, users) in snapshot.usage.by_hostname() {
+        let mut usages: Vec<&Usage> = users.iter().collect();
         usages.sort_by(|a, b| (&a.seniority, &a.object).cmp(&(&b.seniority, &b.object)));
         let claimants = snapshot.claims.claimants(hostname);
         let covering = claimants.iter().find(|c| c.coverage == Coverage::Covers);

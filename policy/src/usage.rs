@@ -13,7 +13,6 @@ pub(crate) struct Usage {
     pub object: ObjectRef,
     /// `None` for objects in namespaces no tenant selects (the platform's own).
     pub tenant: Option<TenantId>,
-    pub hostname: String,
     pub seniority: Seniority,
 }
 
@@ -74,7 +73,6 @@ impl UsageIndex {
             let usage = Usage {
                 object: object_ref.clone(),
                 tenant,
-                hostname: hostname.clone(),
                 seniority: seniority.clone(),
             };
             let mut users = self.by_hostname.get(hostname).cloned().unwrap_or_default();
@@ -133,9 +131,11 @@ impl UsageIndex {
         }
     }
 
-    /// Every use of every hostname, in no particular order.
-    pub fn all(&self) -> impl Iterator<Item = &Usage> {
-        self.by_hostname.values().flat_map(|users| users.iter())
+    /// Each used hostname with its users, hostnames in no particular order.
+    pub fn by_hostname(&self) -> impl Iterator<Item = (&str, &[Usage])> {
+        self.by_hostname
+            .iter()
+            .map(|(h, users)| (h.as_str(), users.as_slice()))
     }
 
     pub fn contains(&self, object: &ObjectRef) -> bool {

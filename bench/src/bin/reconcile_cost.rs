@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         let scope = Scope::parse(&[format!("{INFRA}/shared")])?;
         // The first pass fills the memories (addresses, certificates, written statuses,
         // what the proxy holds); later ones meet the steady state a change meets.
-        let warm = pass.plan(PassInputs::new(&objects, &tenancy));
+        let warm = pass.plan(PassInputs::new(objects.clone(), &tenancy));
         let mut previous = warm.statuses(&tenancy, &[]);
         let mut held = select(&warm.plan.translation.resources, &scope);
         let mut totals = Vec::new();
@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<()> {
             let copied = ms_since(t0);
             let mut planned = pass.plan(PassInputs {
                 policy: PolicyChanges::Since(changes),
-                ..PassInputs::new(&objects, &tenancy)
+                ..PassInputs::new(objects, &tenancy)
             });
             let t_status = Instant::now();
             let statuses = planned.statuses(&tenancy, &[]);
