@@ -68,6 +68,8 @@ pub struct Pass {
     policy: Option<Snapshot>,
     /// Remembers each route's translation, converting again only what changed.
     translator: Translator,
+    /// Last pass's stand-ins, kept while their TenantRoute and its verdict are unchanged.
+    stand_ins: tenancy::StandIns,
 }
 
 impl Pass {
@@ -78,6 +80,7 @@ impl Pass {
             certificates: tenant_certs::Memory::default(),
             policy: None,
             translator: Translator::new(crate::plan::options()),
+            stand_ins: tenancy::StandIns::default(),
         }
     }
 
@@ -90,9 +93,9 @@ impl Pass {
 
     pub fn plan(&mut self, inputs: PassInputs<'_>) -> Planned {
         let mut clock = Clock::start();
-        let snapshot = self.policy_snapshot(&inputs);
+        let snapshot = Self::policy_snapshot(&mut self.policy, &inputs);
         clock.lap("policy_snapshot");
-        let mut tenancy = tenancy::plan_with(snapshot, inputs.tenancy);
+        let mut tenancy = tenancy::plan_with(snapshot, inputs.tenancy, &mut self.stand_ins);
         clock.lap("tenancy");
         let mut objects = inputs.objects;
         // Moved, not copied: the plan is kept until the next pass, and at 10,000 routes a
@@ -141,8 +144,11 @@ impl Pass {
 
 impl Pass {
     /// The kept snapshot brought up to date, or a new one when a change needs it.
-    fn policy_snapshot(&mut self, inputs: &PassInputs<'_>) -> &Snapshot {
-        let updated = match (self.policy.take(), &inputs.policy) {
+    fn policy_snapshot<'p>(
+        kept: &'p mut Option<Snapshot>,
+        inputs: &PassInputs<'_>,
+    ) -> &'p Snapshot {
+        let updated = match (kept.take(), &inputs.policy) {
             (Some(mut snapshot), PolicyChanges::Since(changes)) => changes
                 .iter()
                 .try_for_each(|c| snapshot.update(c))
@@ -150,8 +156,7 @@ impl Pass {
                 .map(|()| snapshot),
             _ => None,
         };
-        self.policy
-            .insert(updated.unwrap_or_else(|| tenancy::snapshot(&inputs.objects, inputs.tenancy)))
+        kept.insert(updated.unwrap_or_else(|| tenancy::snapshot(&inputs.objects, inputs.tenancy)))
     }
 }
 

@@ -13,7 +13,8 @@ use gatehouse_policy::{
 };
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Names of the HTTPRoutes standing in for TenantRoutes start with this. A Kubernetes name
 /// cannot contain `:`, so they never collide with a real HTTPRoute.
@@ -30,7 +31,7 @@ pub struct TenancyObjects {
 #[derive(Clone, Debug, Default)]
 pub struct Tenancy {
     /// HTTPRoutes to translate with the rest, one per TenantRoute that holds a hostname.
-    pub routes: Vec<HttpRoute>,
+    pub routes: Vec<Arc<HttpRoute>>,
     /// Per TenantRoute (namespace, name): what the policy made of it.
     pub verdicts: BTreeMap<(String, String), RouteVerdict>,
     /// Per Tenant name: usage and the hostnames its objects lost.
@@ -77,8 +78,19 @@ pub fn route_name(tenant_route: &str) -> String {
 }
 
 pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
-    plan_with(&snapshot(objects, tenancy), tenancy)
+    plan_with(
+        &snapshot(objects, tenancy),
+        tenancy,
+        &mut StandIns::default(),
+    )
 }
+
+/// The stand-ins of the last pass, by TenantRoute (namespace, name), with the
+/// resourceVersion of the TenantRoute each was made from. An unchanged TenantRoute keeps
+/// its stand-in, the very same `Arc`, so the translation knows it by its pointer and
+/// nothing is copied.
+#[derive(Default)]
+pub struct StandIns(HashMap<(String, String), (Option<String>, Arc<HttpRoute>)>);
 
 /// The policy's view of the world, built from every object. A caller that keeps it between
 /// passes updates it per watched change instead ([`Snapshot::update`]).
@@ -104,8 +116,14 @@ pub fn is_policy_input(object: &PolicyObject) -> bool {
     }
 }
 
-/// [`plan`] against a snapshot of the same objects.
-pub fn plan_with(snapshot: &Snapshot, tenancy: &TenancyObjects) -> Tenancy {
+/// [`plan`] against a snapshot of the same objects, keeping unchanged stand-ins of the last
+/// pass (`stand_ins` then holds this pass's).
+pub fn plan_with(
+    snapshot: &Snapshot,
+    tenancy: &TenancyObjects,
+    stand_ins: &mut StandIns,
+) -> Tenancy {
+    let mut kept = StandIns(HashMap::with_capacity(stand_ins.0.len()));
     // Per object, the hostnames it lost, with why and to whom.
     let mut lost: BTreeMap<ObjectRef, Vec<(String, ConflictReason, ObjectRef)>> = BTreeMap::new();
     for conflict in resolve_conflicts(snapshot) {
@@ -132,8 +150,14 @@ pub fn plan_with(snapshot: &Snapshot, tenancy: &TenancyObjects) -> Tenancy {
     }
     for route in &tenancy.routes {
         let (ns, name) = key_of(&route.metadata);
-        let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
-        let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
+        // Contests are rare: most passes have none to look up.
+        let my_losses = match lost.is_empty() {
+            true => &[][..],
+            false => {
+                let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
+                lost.get(&me).map(Vec::as_slice).unwrap_or_default()
+            }
+        };
         let verdict = route_verdict(snapshot, route, &ns, my_losses);
         if let Some(tenant) = &verdict.tenant {
             if let Some(t) = out.tenants.get_mut(tenant) {
@@ -143,13 +167,18 @@ pub fn plan_with(snapshot: &Snapshot, tenancy: &TenancyObjects) -> Tenancy {
                 }
             }
             if verdict.refused.is_none() {
-                out.routes.push(stand_in(
+                let key = (ns.clone(), name.clone());
+                let previous = stand_ins.0.remove(&key);
+                let made = stand_in(
                     route,
                     &ns,
                     &name,
                     snapshot.tenant_by_name(tenant),
                     &verdict,
-                ));
+                    previous,
+                );
+                out.routes.push(made.1.clone());
+                kept.0.insert(key, made);
             }
         }
         out.verdicts.insert((ns, name), verdict);
@@ -171,6 +200,7 @@ pub fn plan_with(snapshot: &Snapshot, tenancy: &TenancyObjects) -> Tenancy {
         t.lost.sort();
         t.lost.dedup();
     }
+    *stand_ins = kept;
     out
 }
 
@@ -299,8 +329,9 @@ fn stand_in(
     name: &str,
     tenant: Option<&Tenant>,
     verdict: &RouteVerdict,
-) -> HttpRoute {
-    let parent_refs = tenant
+    previous: Option<(Option<String>, Arc<HttpRoute>)>,
+) -> (Option<String>, Arc<HttpRoute>) {
+    let parent_refs: Vec<HttpRouteParentRefs> = tenant
         .map(|t| t.spec.listeners.as_slice())
         .unwrap_or_default()
         .iter()
@@ -320,7 +351,34 @@ fn stand_in(
             })
         })
         .collect();
-    HttpRoute {
+    let hostnames: Vec<String> = verdict
+        .hostnames
+        .iter()
+        .filter(|h| h.held)
+        .map(|h| h.hostname.clone())
+        .collect();
+    let version = route.metadata.resource_version.clone();
+    if let Some((was, previous)) = previous {
+        let meta = &previous.metadata;
+        // The API server gives every write a new resourceVersion: the same one means the
+        // same TenantRoute. Without one (tests, benchmarks), its parts are compared.
+        let same_route = match (&was, &version) {
+            (Some(a), Some(b)) if a == b => true,
+            _ => {
+                meta.generation == route.metadata.generation
+                    && meta.uid == route.metadata.uid
+                    && meta.creation_timestamp == route.metadata.creation_timestamp
+                    && previous.spec.rules == route.spec.http
+            }
+        };
+        if same_route
+            && previous.spec.hostnames.as_ref() == Some(&hostnames)
+            && previous.spec.parent_refs.as_ref() == Some(&parent_refs)
+        {
+            return (version, previous);
+        }
+    }
+    let made = HttpRoute {
         metadata: ObjectMeta {
             namespace: Some(ns.to_string()),
             name: Some(route_name(name)),
@@ -330,20 +388,14 @@ fn stand_in(
             ..Default::default()
         },
         spec: HttpRouteSpec {
-            hostnames: Some(
-                verdict
-                    .hostnames
-                    .iter()
-                    .filter(|h| h.held)
-                    .map(|h| h.hostname.clone())
-                    .collect(),
-            ),
+            hostnames: Some(hostnames),
             parent_refs: Some(parent_refs),
             rules: route.spec.http.clone(),
             ..Default::default()
         },
         status: None,
-    }
+    };
+    (version, Arc::new(made))
 }
 
 fn key_of(meta: &ObjectMeta) -> (String, String) {
@@ -359,7 +411,9 @@ fn policy_objects(objects: &[Object], tenancy: &TenancyObjects) -> Objects {
         match o {
             Object::Namespace(n) => out.push(PolicyObject::Namespace(n.clone())),
             // Stand-ins are not hostname users of their own: their TenantRoute is.
-            Object::HttpRoute(r) if !is_stand_in(r) => out.push(PolicyObject::HttpRoute(r.clone())),
+            Object::HttpRoute(r) if !is_stand_in(r) => {
+                out.push(PolicyObject::HttpRoute((**r).clone()))
+            }
             Object::Gateway(g) => out.push(PolicyObject::Gateway(g.clone())),
             Object::ReferenceGrant(g) => out.push(PolicyObject::ReferenceGrant(g.clone())),
             _ => {}
@@ -448,13 +502,19 @@ spec:
             .collect()
     }
 
+    /// Verdicts and stand-ins.
+    type Decided = (
+        BTreeMap<(String, String), RouteVerdict>,
+        Vec<Arc<HttpRoute>>,
+    );
+
     /// What a pass decides about TenantRoutes, in a form two passes can be compared by.
     fn decided(
         pass: &mut crate::pass::Pass,
         objects: &[Object],
         tenancy_objects: &TenancyObjects,
         policy: crate::watch::PolicyChanges,
-    ) -> (BTreeMap<(String, String), RouteVerdict>, Vec<HttpRoute>) {
+    ) -> Decided {
         let planned = pass.plan(crate::pass::PassInputs {
             policy,
             ..crate::pass::PassInputs::new(objects.to_vec(), tenancy_objects)
@@ -535,6 +595,70 @@ spec:
             Rebuild,
         );
         assert_eq!(incremental, afresh);
+    }
+
+    #[test]
+    fn an_unchanged_tenant_route_keeps_its_stand_in_and_a_changed_one_gets_a_new_one() {
+        let objects = world();
+        let shop = |rules: &str| {
+            let mut r = tenant_route(
+                "alice-web",
+                "shop",
+                "[shop.example.com]",
+                "2026-02-01T00:00:00Z",
+            );
+            r.spec.http = serde_yaml::from_str(rules).unwrap();
+            r
+        };
+        let mut tenancy_objects = TenancyObjects {
+            tenants: vec![tenant("alice", "alice-web", "[shop.example.com]", false)],
+            routes: vec![shop("[{backendRefs: [{name: web, port: 80}]}]")],
+            certificates: vec![],
+        };
+        let snapshot = |t: &TenancyObjects| snapshot(&objects, t);
+        let mut stand_ins = StandIns::default();
+        let first = plan_with(
+            &snapshot(&tenancy_objects),
+            &tenancy_objects,
+            &mut stand_ins,
+        );
+        let again = plan_with(
+            &snapshot(&tenancy_objects),
+            &tenancy_objects,
+            &mut stand_ins,
+        );
+        assert!(Arc::ptr_eq(&first.routes[0], &again.routes[0]));
+
+        // New rules: a new stand-in carrying them.
+        tenancy_objects.routes = vec![shop("[{backendRefs: [{name: web, port: 81}]}]")];
+        let edited = plan_with(
+            &snapshot(&tenancy_objects),
+            &tenancy_objects,
+            &mut stand_ins,
+        );
+        assert!(!Arc::ptr_eq(&again.routes[0], &edited.routes[0]));
+        assert_eq!(
+            edited.routes[0].spec.rules,
+            tenancy_objects.routes[0].spec.http
+        );
+
+        // Same route, but its Tenant is granted another listener: new parentRefs.
+        tenancy_objects.tenants[0] =
+            crate::testing::tenant("alice", "alice-web", "[shop.example.com]", "https", false);
+        let regranted = plan_with(
+            &snapshot(&tenancy_objects),
+            &tenancy_objects,
+            &mut stand_ins,
+        );
+        assert_ne!(
+            edited.routes[0].spec.parent_refs,
+            regranted.routes[0].spec.parent_refs
+        );
+        assert_eq!(
+            *regranted.routes[0],
+            *plan(&objects, &tenancy_objects).routes[0],
+            "as made afresh"
+        );
     }
 
     #[test]

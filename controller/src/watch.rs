@@ -171,7 +171,8 @@ impl Caches {
         }
         all(&self.classes, Object::GatewayClass)
             .chain(all(&self.gateways, Object::Gateway))
-            .chain(all(&self.routes, Object::HttpRoute))
+            // The cache's own `Arc`: an unchanged route is the same pointer pass after pass.
+            .chain(self.routes.state().into_iter().map(Object::HttpRoute))
             .chain(all(&self.grpc_routes, Object::GrpcRoute))
             .chain(all(&self.tls_routes, Object::TlsRoute))
             .chain(all(&self.listener_sets, Object::ListenerSet))

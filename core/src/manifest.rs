@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -32,7 +33,9 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub enum Object {
     GatewayClass(GatewayClass),
     Gateway(Gateway),
-    HttpRoute(HttpRoute),
+    /// Shared: a watch cache already holds each route in an `Arc`, and a translation that
+    /// remembers routes tells an unchanged one by its pointer.
+    HttpRoute(Arc<HttpRoute>),
     ReferenceGrant(ReferenceGrant),
     Service(Service),
     EndpointSlice(EndpointSlice),
@@ -261,7 +264,9 @@ impl Parser<'_> {
                 self.typed(&object, value).map(Object::GatewayClass)
             }
             ("Gateway", _, _) if gateway => self.typed(&object, value).map(Object::Gateway),
-            ("HTTPRoute", _, _) if gateway => self.typed(&object, value).map(Object::HttpRoute),
+            ("HTTPRoute", _, _) if gateway => self
+                .typed(&object, value)
+                .map(|r| Object::HttpRoute(Arc::new(r))),
             ("GRPCRoute", _, _) if gateway => self.typed(&object, value).map(Object::GrpcRoute),
             ("ListenerSet", GATEWAY_GROUP, "v1") => {
                 self.typed(&object, value).map(Object::ListenerSet)

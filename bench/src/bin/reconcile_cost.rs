@@ -127,6 +127,8 @@ fn tenant_route(i: usize, tenants: usize) -> Value {
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "TenantRoute",
         "metadata": {"name": format!("r{i}"), "namespace": format!("gh-scale-t{t}"),
                      "uid": format!("uid-r{i}"), "generation": 1,
+                     // As the API server sets on every object it serves.
+                     "resourceVersion": format!("{}", 1000 + i),
                      "creationTimestamp": "2026-01-01T00:00:00Z"},
         "spec": {"hostnames": [format!("r{i}.t{t}.{DOMAIN}")],
                  "http": [{"backendRefs": [{"name": "echo", "port": 80}]}]},

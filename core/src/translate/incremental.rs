@@ -16,6 +16,7 @@ use gateway_api::experimental::httproutes::HttpRoute as RouteObject;
 use gateway_api::experimental::referencegrants::ReferenceGrantSpec;
 use k8s_openapi::api::core::v1::ServicePort;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// [`super::translate`] with memory between calls; see the module docs.
 pub struct Translator {
@@ -77,7 +78,7 @@ pub(super) struct HttpMemo {
 struct Entry {
     namespace: String,
     name: String,
-    input: RouteObject,
+    input: Arc<RouteObject>,
     output: RouteOutput,
 }
 
@@ -93,7 +94,7 @@ impl HttpMemo {
         &mut self,
         ns: &str,
         name: &str,
-        route: &RouteObject,
+        route: &Arc<RouteObject>,
         convert: impl FnOnce() -> RouteOutput,
     ) {
         while self
@@ -103,10 +104,11 @@ impl HttpMemo {
         {
             self.cursor += 1;
         }
-        let remembered = self
-            .last
-            .get_mut(self.cursor)
-            .filter(|e| e.namespace == ns && e.name == name && e.input == *route);
+        let remembered = self.last.get_mut(self.cursor).filter(|e| {
+            e.namespace == ns
+                && e.name == name
+                && (Arc::ptr_eq(&e.input, route) || *e.input == **route)
+        });
         let entry = match remembered {
             Some(e) => std::mem::take(e),
             None => {

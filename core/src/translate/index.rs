@@ -12,6 +12,7 @@ use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Label the EndpointSlice controller sets to tie a slice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -25,7 +26,7 @@ type NsName<'a> = (&'a str, &'a str);
 pub(super) struct Index<'a> {
     pub classes: BTreeMap<&'a str, &'a GatewayClass>,
     pub gateways: BTreeMap<NsName<'a>, &'a Gateway>,
-    pub routes: BTreeMap<NsName<'a>, &'a HttpRoute>,
+    pub routes: BTreeMap<NsName<'a>, &'a Arc<HttpRoute>>,
     pub grpc_routes: BTreeMap<NsName<'a>, &'a GrpcRoute>,
     pub tls_routes: BTreeMap<NsName<'a>, &'a TlsRoute>,
     pub listener_sets: BTreeMap<NsName<'a>, &'a ListenerSet>,
@@ -50,58 +51,61 @@ impl<'a> Index<'a> {
     /// Indexes `objects`; a second object with the same kind and name is reported and
     /// ignored so the result does not depend on which file the caller read last.
     pub fn new(objects: impl IntoIterator<Item = &'a Object>, problems: &mut Vec<Problem>) -> Self {
+        /// Keeps the first object of a name; a kind's own map tells a duplicate apart, so
+        /// only kinds indexed by something else need the `seen` set.
+        fn first<'a, K: Ord, V>(map: &mut BTreeMap<K, &'a V>, key: K, value: &'a V) -> bool {
+            match map.entry(key) {
+                std::collections::btree_map::Entry::Occupied(_) => false,
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(value);
+                    true
+                }
+            }
+        }
         let mut ix = Index::default();
         let mut seen = BTreeSet::new();
         for object in objects {
             let meta = object.metadata();
-            let key = (object.kind(), namespace_of(meta), name_of(meta));
-            if !seen.insert(key) {
+            let ns_name = (namespace_of(meta), name_of(meta));
+            let fresh = match object {
+                Object::GatewayClass(o) => first(&mut ix.classes, name_of(meta), o),
+                Object::Gateway(o) => first(&mut ix.gateways, ns_name, o),
+                Object::HttpRoute(o) => first(&mut ix.routes, ns_name, o),
+                Object::GrpcRoute(o) => first(&mut ix.grpc_routes, ns_name, o),
+                Object::TlsRoute(o) => first(&mut ix.tls_routes, ns_name, o),
+                Object::ListenerSet(o) => first(&mut ix.listener_sets, ns_name, o),
+                Object::Secret(o) => first(&mut ix.secrets, ns_name, o),
+                Object::Service(o) => first(&mut ix.services, ns_name, o),
+                Object::ReferenceGrant(o) => {
+                    let fresh = seen.insert((object.kind(), ns_name.0, ns_name.1));
+                    if fresh {
+                        ix.grants.entry(ns_name.0).or_default().push(o);
+                    }
+                    fresh
+                }
+                Object::EndpointSlice(o) => {
+                    let fresh = seen.insert((object.kind(), ns_name.0, ns_name.1));
+                    let service = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
+                    if let (true, Some(service)) = (fresh, service) {
+                        let key = (ns_name.0, service.as_str());
+                        ix.slices.entry(key).or_default().push(o);
+                    }
+                    fresh
+                }
+                Object::Namespace(o) => {
+                    let fresh = seen.insert((object.kind(), "", ns_name.1));
+                    if let (true, Some(labels)) = (fresh, &o.metadata.labels) {
+                        ix.namespace_labels.insert(name_of(meta), labels);
+                    }
+                    fresh
+                }
+            };
+            if !fresh {
                 problems.push(Problem::new(
                     &object.display(),
                     "metadata.name",
                     "defined more than once; the first definition is used",
                 ));
-                continue;
-            }
-            let ns_name = (namespace_of(meta), name_of(meta));
-            match object {
-                Object::GatewayClass(o) => {
-                    ix.classes.insert(name_of(meta), o);
-                }
-                Object::Gateway(o) => {
-                    ix.gateways.insert(ns_name, o);
-                }
-                Object::HttpRoute(o) => {
-                    ix.routes.insert(ns_name, o);
-                }
-                Object::GrpcRoute(o) => {
-                    ix.grpc_routes.insert(ns_name, o);
-                }
-                Object::TlsRoute(o) => {
-                    ix.tls_routes.insert(ns_name, o);
-                }
-                Object::ListenerSet(o) => {
-                    ix.listener_sets.insert(ns_name, o);
-                }
-                Object::Secret(o) => {
-                    ix.secrets.insert(ns_name, o);
-                }
-                Object::ReferenceGrant(o) => ix.grants.entry(ns_name.0).or_default().push(o),
-                Object::Service(o) => {
-                    ix.services.insert(ns_name, o);
-                }
-                Object::EndpointSlice(o) => {
-                    let service = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
-                    if let Some(service) = service {
-                        let key = (ns_name.0, service.as_str());
-                        ix.slices.entry(key).or_default().push(o);
-                    }
-                }
-                Object::Namespace(o) => {
-                    if let Some(labels) = &o.metadata.labels {
-                        ix.namespace_labels.insert(name_of(meta), labels);
-                    }
-                }
             }
         }
         ix

@@ -51,8 +51,9 @@ pub(super) fn translate(
     memo: Option<&mut super::incremental::HttpMemo>,
 ) -> Routes {
     let mut out = Routes::default();
-    let convert =
-        |&(ns, name): &(&str, &str), route: &RouteObject| one(index, gateways, ns, name, route);
+    let convert = |&(ns, name): &(&str, &str), route: &Arc<RouteObject>| {
+        one(index, gateways, ns, name, route)
+    };
     match memo {
         None => {
             for (key, route) in &index.routes {
