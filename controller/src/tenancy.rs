@@ -150,14 +150,8 @@ pub fn plan_with(
     }
     for route in &tenancy.routes {
         let (ns, name) = key_of(&route.metadata);
-        // Contests are rare: most passes have none to look up.
-        let my_losses = match lost.is_empty() {
-            true => &[][..],
-            false => {
-                let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
-                lost.get(&me).map(Vec::as_slice).unwrap_or_default()
-            }
-        };
+        let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
+        let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
         let verdict = route_verdict(snapshot, route, &ns, my_losses);
         if let Some(tenant) = &verdict.tenant {
             if let Some(t) = out.tenants.get_mut(tenant) {

@@ -68,13 +68,14 @@ impl Memory {
 /// Per HTTPRoute, in key order: the route as last converted and what it produced.
 #[derive(Default)]
 pub(super) struct HttpMemo {
-    last: Vec<Entry>,
+    /// Taken out (`None`) as they are remembered again: moving out must not allocate a
+    /// placeholder per route.
+    last: Vec<Option<Entry>>,
     cursor: usize,
-    next: Vec<Entry>,
+    next: Vec<Option<Entry>>,
     converted: usize,
 }
 
-#[derive(Default)]
 struct Entry {
     namespace: String,
     name: String,
@@ -97,20 +98,21 @@ impl HttpMemo {
         route: &Arc<RouteObject>,
         convert: impl FnOnce() -> RouteOutput,
     ) {
-        while self
-            .last
-            .get(self.cursor)
-            .is_some_and(|e| (e.namespace.as_str(), e.name.as_str()) < (ns, name))
-        {
+        while self.last.get(self.cursor).is_some_and(|e| {
+            e.as_ref()
+                .is_none_or(|e| (e.namespace.as_str(), e.name.as_str()) < (ns, name))
+        }) {
             self.cursor += 1;
         }
         let remembered = self.last.get_mut(self.cursor).filter(|e| {
-            e.namespace == ns
-                && e.name == name
-                && (Arc::ptr_eq(&e.input, route) || *e.input == **route)
+            e.as_ref().is_some_and(|e| {
+                e.namespace == ns
+                    && e.name == name
+                    && (Arc::ptr_eq(&e.input, route) || *e.input == **route)
+            })
         });
-        let entry = match remembered {
-            Some(e) => std::mem::take(e),
+        let entry = match remembered.and_then(Option::take) {
+            Some(e) => e,
             None => {
                 self.converted += 1;
                 Entry {
@@ -121,14 +123,14 @@ impl HttpMemo {
                 }
             }
         };
-        self.next.push(entry);
+        self.next.push(Some(entry));
     }
 
     /// After the last route: what was not remembered again is gone; the outputs in order.
     pub(super) fn finish(&mut self) -> impl Iterator<Item = &RouteOutput> {
         self.last = std::mem::take(&mut self.next);
         self.cursor = 0;
-        self.last.iter().map(|e| &e.output)
+        self.last.iter().flatten().map(|e| &e.output)
     }
 
     fn start(&mut self) {
