@@ -68,8 +68,8 @@ pub struct Pass {
     policy: Option<Snapshot>,
     /// Remembers each route's translation, converting again only what changed.
     translator: Translator,
-    /// Last pass's stand-ins, kept while their TenantRoute and its verdict are unchanged.
-    stand_ins: tenancy::StandIns,
+    /// Last pass's verdicts and stand-ins, kept while their inputs are unchanged.
+    tenancy: tenancy::Memory,
 }
 
 impl Pass {
@@ -80,7 +80,7 @@ impl Pass {
             certificates: tenant_certs::Memory::default(),
             policy: None,
             translator: Translator::new(crate::plan::options()),
-            stand_ins: tenancy::StandIns::default(),
+            tenancy: tenancy::Memory::default(),
         }
     }
 
@@ -89,13 +89,15 @@ impl Pass {
     pub fn forget_term(&mut self) {
         self.addresses.clear();
         self.policy = None;
+        self.tenancy.forget_verdicts();
     }
 
     pub fn plan(&mut self, inputs: PassInputs<'_>) -> Planned {
         let mut clock = Clock::start();
-        let snapshot = Self::policy_snapshot(&mut self.policy, &inputs);
+        let (snapshot, touched) = Self::policy_snapshot(&mut self.policy, &inputs);
         clock.lap("policy_snapshot");
-        let mut tenancy = tenancy::plan_with(snapshot, inputs.tenancy, &mut self.stand_ins);
+        let mut tenancy =
+            tenancy::plan_with(snapshot, inputs.tenancy, &mut self.tenancy, touched.as_ref());
         clock.lap("tenancy");
         let mut objects = inputs.objects;
         // Moved, not copied: the plan is kept until the next pass, and at 10,000 routes a
@@ -143,20 +145,35 @@ impl Pass {
 }
 
 impl Pass {
-    /// The kept snapshot brought up to date, or a new one when a change needs it.
+    /// The kept snapshot brought up to date, or a new one when a change needs it; with what
+    /// the changes moved, when the tenancy can follow them without deciding all again.
     fn policy_snapshot<'p>(
         kept: &'p mut Option<Snapshot>,
         inputs: &PassInputs<'_>,
-    ) -> &'p Snapshot {
+    ) -> (&'p Snapshot, Option<tenancy::Touched>) {
+        let mut touched = Some(tenancy::Touched::default());
         let updated = match (kept.take(), &inputs.policy) {
             (Some(mut snapshot), PolicyChanges::Since(changes)) => changes
                 .iter()
-                .try_for_each(|c| snapshot.update(c))
+                .try_for_each(|c| {
+                    match touched.as_mut() {
+                        Some(t) => {
+                            if !t.update(&mut snapshot, c)? {
+                                touched = None;
+                            }
+                        }
+                        None => snapshot.update(c)?,
+                    }
+                    Ok::<(), gatehouse_policy::RebuildNeeded>(())
+                })
                 .ok()
                 .map(|()| snapshot),
             _ => None,
         };
-        kept.insert(updated.unwrap_or_else(|| tenancy::snapshot(&inputs.objects, inputs.tenancy)))
+        let rebuilt = updated.is_none();
+        let snapshot = kept
+            .insert(updated.unwrap_or_else(|| tenancy::snapshot(&inputs.objects, inputs.tenancy)));
+        (snapshot, touched.filter(|_| !rebuilt))
     }
 }
 

@@ -8,12 +8,12 @@
 use gatehouse_core::manifest::Object;
 use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
 use gatehouse_policy::{
-    ConflictReason, Kind, NamespaceTenant, Object as PolicyObject, ObjectRef, Objects, Snapshot,
-    TenantUsage, resolve_conflicts,
+    ConflictReason, Conflicts, Kind, NamespaceTenant, Object as PolicyObject, ObjectRef, Objects,
+    Snapshot, TenantUsage,
 };
 use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// Names of the HTTPRoutes standing in for TenantRoutes start with this. A Kubernetes name
@@ -32,12 +32,13 @@ pub struct TenancyObjects {
 pub struct Tenancy {
     /// HTTPRoutes to translate with the rest, one per TenantRoute that holds a hostname.
     pub routes: Vec<Arc<HttpRoute>>,
-    /// Per TenantRoute (namespace, name): what the policy made of it.
-    pub verdicts: BTreeMap<(String, String), RouteVerdict>,
+    /// Per TenantRoute (namespace, name): what the policy made of it. Persistent, so the
+    /// pass keeps a copy for the next one in O(1).
+    pub verdicts: imbl::OrdMap<(String, String), RouteVerdict>,
     /// Per Tenant name: usage and the hostnames its objects lost.
     pub tenants: BTreeMap<String, TenantVerdict>,
     /// Per TenantCertificate (namespace, name): what the policy made of it.
-    pub certificates: BTreeMap<(String, String), crate::tenant_certs::CertificateVerdict>,
+    pub certificates: imbl::OrdMap<(String, String), crate::tenant_certs::CertificateVerdict>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -81,7 +82,8 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
     plan_with(
         &snapshot(objects, tenancy),
         tenancy,
-        &mut StandIns::default(),
+        &mut Memory::default(),
+        None,
     )
 }
 
@@ -90,7 +92,81 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
 /// its stand-in, the very same `Arc`, so the translation knows it by its pointer and
 /// nothing is copied.
 #[derive(Default)]
-pub struct StandIns(HashMap<(String, String), (Option<String>, Arc<HttpRoute>)>);
+struct StandIns(BTreeMap<(String, String), (Option<String>, Arc<HttpRoute>)>);
+
+/// What a pass remembers of the tenancy for the next: its stand-ins, and the verdicts
+/// with the conflicts they came from, so that a pass whose policy changes only moved a
+/// few route-like objects decides again only what those changes can reach.
+#[derive(Default)]
+pub struct Memory {
+    stand_ins: StandIns,
+    last: Option<Decided>,
+}
+
+struct Decided {
+    conflicts: Conflicts,
+    /// Per object that lost hostnames: (hostname, why, winner), sorted.
+    lost: BTreeMap<ObjectRef, Vec<Loss>>,
+    verdicts: imbl::OrdMap<(String, String), RouteVerdict>,
+    certificates: imbl::OrdMap<(String, String), crate::tenant_certs::CertificateVerdict>,
+}
+
+type Loss = (String, ConflictReason, ObjectRef);
+
+impl Memory {
+    /// The next pass decides everything again (a new snapshot, a new leadership term).
+    pub fn forget_verdicts(&mut self) {
+        self.last = None;
+    }
+}
+
+/// What the policy changes of a pass moved, when they moved only route-like objects
+/// (routes, TenantCertificates, ListenerSets) and Gateways: the hostnames whose users
+/// changed and the tenancy objects that changed. Anything else (a Tenant, a Namespace, a
+/// ReferenceGrant, a rebuilt snapshot) leaves no `Touched` and the pass decides it all.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub hostnames: BTreeSet<String>,
+    pub objects: BTreeSet<ObjectRef>,
+}
+
+impl Touched {
+    /// Applies `change` to `snapshot` ([`Snapshot::update`]) and notes what it moved;
+    /// `Ok(false)`: applied, but of a kind whose effect on the verdicts this does not follow.
+    pub fn update(
+        &mut self,
+        snapshot: &mut Snapshot,
+        change: &gatehouse_policy::Change,
+    ) -> Result<bool, gatehouse_policy::RebuildNeeded> {
+        let object = match change {
+            gatehouse_policy::Change::Applied(o) | gatehouse_policy::Change::Deleted(o) => o,
+        };
+        let followed = matches!(
+            object.kind(),
+            Kind::TenantRoute
+                | Kind::TenantCertificate
+                | Kind::HttpRoute
+                | Kind::GrpcRoute
+                | Kind::TlsRoute
+                | Kind::ListenerSet
+                | Kind::Gateway
+                | Kind::GatewayClass
+        );
+        let object_ref = object.object_ref();
+        self.hostnames
+            .extend(snapshot.hostnames_used_by(&object_ref).iter().cloned());
+        snapshot.update(change)?;
+        if !followed {
+            return Ok(false);
+        }
+        self.hostnames
+            .extend(snapshot.hostnames_used_by(&object_ref).iter().cloned());
+        if matches!(object.kind(), Kind::TenantRoute | Kind::TenantCertificate) {
+            self.objects.insert(object_ref);
+        }
+        Ok(true)
+    }
+}
 
 /// The policy's view of the world, built from every object. A caller that keeps it between
 /// passes updates it per watched change instead ([`Snapshot::update`]).
@@ -116,85 +192,232 @@ pub fn is_policy_input(object: &PolicyObject) -> bool {
     }
 }
 
-/// [`plan`] against a snapshot of the same objects, keeping unchanged stand-ins of the last
-/// pass (`stand_ins` then holds this pass's).
+/// [`plan`] against a snapshot of the same objects, with the memory of the last pass.
+/// `touched`, when given, is everything the policy changes since that pass moved
+/// ([`Touched::update`]), and only what it can reach is decided again; the result is the
+/// same as deciding everything (tests hold it to that).
 pub fn plan_with(
     snapshot: &Snapshot,
     tenancy: &TenancyObjects,
-    stand_ins: &mut StandIns,
+    memory: &mut Memory,
+    touched: Option<&Touched>,
 ) -> Tenancy {
-    let mut kept = StandIns(HashMap::with_capacity(stand_ins.0.len()));
-    // Per object, the hostnames it lost, with why and to whom.
-    let mut lost: BTreeMap<ObjectRef, Vec<(String, ConflictReason, ObjectRef)>> = BTreeMap::new();
-    for conflict in resolve_conflicts(snapshot) {
-        for (loser, reason) in conflict.losers {
-            lost.entry(loser).or_default().push((
+    let mut decided = match (memory.last.take(), touched) {
+        (Some(mut last), Some(touched)) => {
+            let affected = refresh_conflicts(&mut last, snapshot, touched);
+            decide_again(&mut last, &mut memory.stand_ins, snapshot, tenancy, &affected);
+            last
+        }
+        _ => decide_all(&mut memory.stand_ins, snapshot, tenancy),
+    };
+    let out = Tenancy {
+        routes: memory.stand_ins.0.values().map(|(_, r)| r.clone()).collect(),
+        verdicts: decided.verdicts.clone(),
+        tenants: tenant_verdicts(snapshot, tenancy, &decided),
+        certificates: decided.certificates.clone(),
+    };
+    decided.lost.retain(|_, l| !l.is_empty());
+    memory.last = Some(decided);
+    out
+}
+
+fn decide_all(stand_ins: &mut StandIns, snapshot: &Snapshot, tenancy: &TenancyObjects) -> Decided {
+    let conflicts = Conflicts::resolve(snapshot);
+    let mut lost: BTreeMap<ObjectRef, Vec<Loss>> = BTreeMap::new();
+    for conflict in conflicts.iter() {
+        for (loser, reason) in &conflict.losers {
+            lost.entry(loser.clone()).or_default().push((
                 conflict.hostname.clone(),
-                reason,
+                *reason,
                 conflict.winner.clone(),
             ));
         }
     }
-
-    let mut out = Tenancy::default();
-    for tenant in &tenancy.tenants {
-        let name = tenant.metadata.name.clone().unwrap_or_default();
-        let usage = snapshot.usage_of(&name).unwrap_or_default();
-        out.tenants.insert(
-            name,
-            TenantVerdict {
-                usage,
-                lost: Vec::new(),
-            },
-        );
-    }
+    lost.values_mut().for_each(|l| l.sort());
+    let mut previous = std::mem::take(stand_ins);
+    let mut verdicts = imbl::OrdMap::new();
     for route in &tenancy.routes {
         let (ns, name) = key_of(&route.metadata);
         let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
-        let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = route_verdict(snapshot, route, &ns, my_losses);
-        if let Some(tenant) = &verdict.tenant {
-            if let Some(t) = out.tenants.get_mut(tenant) {
-                for (hostname, reason, winner) in my_losses {
-                    t.lost
-                        .push((hostname.clone(), reason.to_string(), winner.to_string()));
-                }
-            }
-            if verdict.refused.is_none() {
-                let key = (ns.clone(), name.clone());
-                let previous = stand_ins.0.remove(&key);
-                let made = stand_in(
-                    route,
-                    &ns,
-                    &name,
-                    snapshot.tenant_by_name(tenant),
-                    &verdict,
-                    previous,
-                );
-                out.routes.push(made.1.clone());
-                kept.0.insert(key, made);
-            }
+        let losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
+        let verdict = route_verdict(snapshot, route, &ns, losses);
+        let key = (ns, name);
+        let kept = previous.0.remove(&key);
+        if let Some(made) = serve(snapshot, route, &key, &verdict, kept) {
+            stand_ins.0.insert(key.clone(), made);
         }
-        out.verdicts.insert((ns, name), verdict);
+        verdicts.insert(key, verdict);
     }
+    let mut certificates = imbl::OrdMap::new();
     for cert in &tenancy.certificates {
         let (ns, name) = key_of(&cert.metadata);
         let me = ObjectRef::new(Kind::TenantCertificate, Some(&ns), &name);
-        let my_losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = crate::tenant_certs::verdict(snapshot, cert, &ns, my_losses);
-        if let Some(t) = verdict.tenant.as_ref().and_then(|t| out.tenants.get_mut(t)) {
-            for (hostname, reason, winner) in my_losses {
+        let losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
+        let verdict = crate::tenant_certs::verdict(snapshot, cert, &ns, losses);
+        certificates.insert((ns, name), verdict);
+    }
+    Decided {
+        conflicts,
+        lost,
+        verdicts,
+        certificates,
+    }
+}
+
+/// Decides the touched hostnames again; returns the tenancy objects whose losses changed,
+/// with the touched ones.
+fn refresh_conflicts(
+    last: &mut Decided,
+    snapshot: &Snapshot,
+    touched: &Touched,
+) -> BTreeSet<ObjectRef> {
+    let mut affected = touched.objects.clone();
+    for hostname in &touched.hostnames {
+        let Some(replaced) = last.conflicts.refresh(snapshot, hostname) else {
+            continue;
+        };
+        for (loser, _) in replaced.iter().flat_map(|c| &c.losers) {
+            if let Some(losses) = last.lost.get_mut(loser) {
+                losses.retain(|(h, _, _)| h != hostname);
+            }
+            affected.insert(loser.clone());
+        }
+        if let Some(conflict) = last.conflicts.get(hostname) {
+            for (loser, reason) in &conflict.losers {
+                let losses = last.lost.entry(loser.clone()).or_default();
+                losses.push((hostname.clone(), *reason, conflict.winner.clone()));
+                losses.sort();
+                affected.insert(loser.clone());
+            }
+        }
+    }
+    affected
+}
+
+/// The verdicts (and stand-ins) of the `affected` tenancy objects decided again; the
+/// others are as the last pass left them.
+fn decide_again(
+    last: &mut Decided,
+    stand_ins: &mut StandIns,
+    snapshot: &Snapshot,
+    tenancy: &TenancyObjects,
+    affected: &BTreeSet<ObjectRef>,
+) {
+    let wanted = |kind: Kind| -> HashSet<(&str, &str)> {
+        affected
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| (r.namespace.as_deref().unwrap_or_default(), r.name.as_str()))
+            .collect()
+    };
+    let mut routes = wanted(Kind::TenantRoute);
+    for route in &tenancy.routes {
+        let (Some(ns), Some(name)) = (&route.metadata.namespace, &route.metadata.name) else {
+            continue;
+        };
+        if !routes.remove(&(ns.as_str(), name.as_str())) {
+            continue;
+        }
+        let me = ObjectRef::new(Kind::TenantRoute, Some(ns), name);
+        let losses = last.lost.get(&me).map(Vec::as_slice).unwrap_or_default();
+        let verdict = route_verdict(snapshot, route, ns, losses);
+        let key = (ns.clone(), name.clone());
+        let kept = stand_ins.0.remove(&key);
+        if let Some(made) = serve(snapshot, route, &key, &verdict, kept) {
+            stand_ins.0.insert(key.clone(), made);
+        }
+        last.verdicts.insert(key, verdict);
+    }
+    // Affected, yet not cached: gone.
+    for (ns, name) in routes {
+        let key = (ns.to_string(), name.to_string());
+        stand_ins.0.remove(&key);
+        last.verdicts.remove(&key);
+    }
+    let mut certificates = wanted(Kind::TenantCertificate);
+    for cert in &tenancy.certificates {
+        let (Some(ns), Some(name)) = (&cert.metadata.namespace, &cert.metadata.name) else {
+            continue;
+        };
+        if !certificates.remove(&(ns.as_str(), name.as_str())) {
+            continue;
+        }
+        let me = ObjectRef::new(Kind::TenantCertificate, Some(ns), name);
+        let losses = last.lost.get(&me).map(Vec::as_slice).unwrap_or_default();
+        let verdict = crate::tenant_certs::verdict(snapshot, cert, ns, losses);
+        last.certificates.insert((ns.clone(), name.clone()), verdict);
+    }
+    for (ns, name) in certificates {
+        last.certificates.remove(&(ns.to_string(), name.to_string()));
+    }
+}
+
+/// The stand-in of a TenantRoute the verdict lets through, reusing the last one if alike.
+fn serve(
+    snapshot: &Snapshot,
+    route: &TenantRoute,
+    (ns, name): &(String, String),
+    verdict: &RouteVerdict,
+    kept: Option<(Option<String>, Arc<HttpRoute>)>,
+) -> Option<(Option<String>, Arc<HttpRoute>)> {
+    let tenant = verdict.tenant.as_ref()?;
+    verdict.refused.is_none().then(|| {
+        stand_in(
+            route,
+            ns,
+            name,
+            snapshot.tenant_by_name(tenant),
+            verdict,
+            kept,
+        )
+    })
+}
+
+/// Per Tenant: usage, and the hostnames its routes and certificates lost.
+fn tenant_verdicts(
+    snapshot: &Snapshot,
+    tenancy: &TenancyObjects,
+    decided: &Decided,
+) -> BTreeMap<String, TenantVerdict> {
+    let mut out: BTreeMap<String, TenantVerdict> = tenancy
+        .tenants
+        .iter()
+        .map(|tenant| {
+            let name = tenant.metadata.name.clone().unwrap_or_default();
+            let usage = snapshot.usage_of(&name).unwrap_or_default();
+            (
+                name,
+                TenantVerdict {
+                    usage,
+                    lost: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    for (loser, losses) in &decided.lost {
+        let key = (
+            loser.namespace.clone().unwrap_or_default(),
+            loser.name.clone(),
+        );
+        let tenant = match loser.kind {
+            Kind::TenantRoute => decided.verdicts.get(&key).and_then(|v| v.tenant.as_ref()),
+            Kind::TenantCertificate => decided
+                .certificates
+                .get(&key)
+                .and_then(|v| v.tenant.as_ref()),
+            _ => None,
+        };
+        if let Some(t) = tenant.and_then(|t| out.get_mut(t)) {
+            for (hostname, reason, winner) in losses {
                 t.lost
                     .push((hostname.clone(), reason.to_string(), winner.to_string()));
             }
         }
-        out.certificates.insert((ns, name), verdict);
     }
-    for t in out.tenants.values_mut() {
+    for t in out.values_mut() {
         t.lost.sort();
         t.lost.dedup();
     }
-    *stand_ins = kept;
     out
 }
 
@@ -521,7 +744,7 @@ spec:
                 _ => None,
             })
             .collect();
-        (planned.tenancy.verdicts, routes)
+        (planned.tenancy.verdicts.into_iter().collect(), routes)
     }
 
     #[test]
@@ -610,16 +833,18 @@ spec:
             certificates: vec![],
         };
         let snapshot = |t: &TenancyObjects| snapshot(&objects, t);
-        let mut stand_ins = StandIns::default();
+        let mut memory = Memory::default();
         let first = plan_with(
             &snapshot(&tenancy_objects),
             &tenancy_objects,
-            &mut stand_ins,
+            &mut memory,
+            None,
         );
         let again = plan_with(
             &snapshot(&tenancy_objects),
             &tenancy_objects,
-            &mut stand_ins,
+            &mut memory,
+            None,
         );
         assert!(Arc::ptr_eq(&first.routes[0], &again.routes[0]));
 
@@ -628,7 +853,8 @@ spec:
         let edited = plan_with(
             &snapshot(&tenancy_objects),
             &tenancy_objects,
-            &mut stand_ins,
+            &mut memory,
+            None,
         );
         assert!(!Arc::ptr_eq(&again.routes[0], &edited.routes[0]));
         assert_eq!(
@@ -642,7 +868,8 @@ spec:
         let regranted = plan_with(
             &snapshot(&tenancy_objects),
             &tenancy_objects,
-            &mut stand_ins,
+            &mut memory,
+            None,
         );
         assert_ne!(
             edited.routes[0].spec.parent_refs,
@@ -653,6 +880,132 @@ spec:
             *plan(&objects, &tenancy_objects).routes[0],
             "as made afresh"
         );
+    }
+
+    /// A small deterministic generator, so a failure names a step that replays.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, below: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) as usize) % below
+        }
+    }
+
+    /// Everything the tenancy decided, comparable between two passes.
+    fn everything(t: &Tenancy) -> String {
+        let mut routes: Vec<&HttpRoute> = t.routes.iter().map(|r| &**r).collect();
+        routes.sort_by_key(|r| (r.metadata.namespace.clone(), r.metadata.name.clone()));
+        format!(
+            "{:#?}\n{:#?}\n{:#?}\n{routes:#?}",
+            t.verdicts, t.tenants, t.certificates
+        )
+    }
+
+    #[test]
+    fn deciding_only_what_changes_reach_decides_as_deciding_everything() {
+        use gatehouse_policy::Change::{Applied, Deleted};
+        const HOSTNAMES: [&str; 6] = [
+            "free.example.org",
+            "shop.alice.example.com",
+            "x.bob.example.com",
+            "other.example.net",
+            "*.alice.example.com",
+            "y.bob.example.com",
+        ];
+        const NAMESPACES: [&str; 3] = ["alice-web", "bob-web", "nobody"];
+        let objects = world();
+        let mut tenancy_objects = TenancyObjects {
+            tenants: vec![
+                tenant("alice", "alice-web", "['*.alice.example.com']", true),
+                tenant("bob", "bob-web", "['*.bob.example.com']", true),
+            ],
+            routes: vec![],
+            certificates: vec![],
+        };
+        let mut memory = Memory::default();
+        let mut kept = snapshot(&objects, &tenancy_objects);
+        plan_with(&kept, &tenancy_objects, &mut memory, None);
+        let mut rng = Lcg(0x7e4a);
+        let mut incremental_passes = 0;
+        for step in 0..300 {
+            let mut changes = Vec::new();
+            // A few changes per pass, as a burst of watch events brings them.
+            for _ in 0..=rng.next(3) {
+                let ns = NAMESPACES[rng.next(NAMESPACES.len())];
+                let name = format!("o{}", rng.next(5));
+                let mut hostnames = vec![HOSTNAMES[rng.next(HOSTNAMES.len())]];
+                if rng.next(3) == 0 {
+                    hostnames.push(HOSTNAMES[rng.next(HOSTNAMES.len())]);
+                }
+                let quoted: Vec<String> = hostnames.iter().map(|h| format!("'{h}'")).collect();
+                let list = format!("[{}]", quoted.join(", "));
+                let created = format!("2026-02-01T00:00:0{}Z", rng.next(4));
+                let same = |m: &ObjectMeta| {
+                    m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(&name)
+                };
+                match rng.next(5) {
+                    0 => {
+                        let route = tenant_route(ns, &name, &list, &created);
+                        tenancy_objects.routes.retain(|r| !same(&r.metadata));
+                        tenancy_objects.routes.push(route.clone());
+                        changes.push(Applied(route.into()));
+                    }
+                    1 => {
+                        if let Some(i) = tenancy_objects.routes.iter().position(|r| same(&r.metadata)) {
+                            let gone = tenancy_objects.routes.remove(i);
+                            changes.push(Deleted(gone.into()));
+                        }
+                    }
+                    2 => {
+                        let cert: TenantCertificate = serde_yaml::from_str(&format!(
+                            "apiVersion: gatehouse.dev/v1alpha1
+kind: TenantCertificate
+metadata: {{name: {name}, namespace: {ns}, creationTimestamp: '{created}'}}
+spec: {{hostnames: {list}, secretName: tls}}
+"
+                        ))
+                        .unwrap();
+                        tenancy_objects.certificates.retain(|c| !same(&c.metadata));
+                        tenancy_objects.certificates.push(cert.clone());
+                        changes.push(Applied(cert.into()));
+                    }
+                    3 => {
+                        if let Some(i) =
+                            tenancy_objects.certificates.iter().position(|c| same(&c.metadata))
+                        {
+                            let gone = tenancy_objects.certificates.remove(i);
+                            changes.push(Deleted(gone.into()));
+                        }
+                    }
+                    _ => {
+                        // Another tenant's route edited to a new hostname set.
+                        let route = tenant_route(ns, &name, &list, "2026-02-01T00:00:02Z");
+                        tenancy_objects.routes.retain(|r| !same(&r.metadata));
+                        tenancy_objects.routes.push(route.clone());
+                        changes.push(Applied(route.into()));
+                    }
+                }
+            }
+            let mut touched = Some(Touched::default());
+            for change in &changes {
+                if !touched.as_mut().unwrap().update(&mut kept, change).unwrap() {
+                    touched = None;
+                }
+            }
+            incremental_passes += usize::from(touched.is_some());
+            let got = plan_with(&kept, &tenancy_objects, &mut memory, touched.as_ref());
+            let want = plan(&objects, &tenancy_objects);
+            assert_eq!(
+                everything(&got),
+                everything(&want),
+                "step {step}, after {changes:?}"
+            );
+        }
+        assert_eq!(incremental_passes, 300, "every pass took the incremental path");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub mod testkit;
 mod usage;
 mod view;
 
-pub use conflicts::{Conflict, ConflictReason, resolve_conflicts};
+pub use conflicts::{Conflict, ConflictReason, Conflicts, resolve_conflicts};
 pub use decision::{Decision, DenyReason};
 pub use engine::Policy;
 pub use object::{Kind, Object, ObjectRef};

@@ -1,7 +1,7 @@
 //! The world the policy decides against, indexed once so each decision is a few hash lookups.
 
 use crate::claims::ClaimIndex;
-use crate::object::{Kind, Object, Seniority};
+use crate::object::{Kind, Object, ObjectRef, Seniority};
 use crate::tenancy::{TenancyIndex, labels, namespace_name};
 use crate::usage::UsageIndex;
 use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
@@ -170,6 +170,17 @@ impl Snapshot {
             Object::Gateway(_) | Object::GatewayClass(_) => {}
         }
         Ok(())
+    }
+
+    /// The hostnames whose users a change of `object` moves: those it is stored with now
+    /// (call before and after [`Snapshot::update`] for both sides).
+    pub fn hostnames_used_by(&self, object: &ObjectRef) -> &[String] {
+        self.usage.hostnames_of(object)
+    }
+
+    /// Every object stored as using exactly `hostname` (normalized).
+    pub fn users_of(&self, hostname: &str) -> impl Iterator<Item = &ObjectRef> {
+        self.usage.users(hostname).iter().map(|u| &u.object)
     }
 
     pub(crate) fn tenant(&self, id: TenantId) -> &Tenant {

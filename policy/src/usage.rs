@@ -138,6 +138,20 @@ impl UsageIndex {
             .map(|(h, users)| (h.as_str(), users.as_slice()))
     }
 
+    /// The users of exactly `hostname` (normalized).
+    pub fn users(&self, hostname: &str) -> &[Usage] {
+        self.by_hostname
+            .get(hostname)
+            .map_or(&[], |users| users.as_slice())
+    }
+
+    /// The hostnames `object` is stored with, normalized and deduplicated.
+    pub fn hostnames_of(&self, object: &ObjectRef) -> &[String] {
+        self.by_object
+            .get(object)
+            .map_or(&[], |c| c.hostnames.as_slice())
+    }
+
     pub fn contains(&self, object: &ObjectRef) -> bool {
         self.by_object.contains_key(object)
     }

@@ -6,7 +6,8 @@
 use gatehouse_policy::attacks::{self, admins};
 use gatehouse_policy::testkit::*;
 use gatehouse_policy::{
-    Change, Kind, Object, ObjectRef, Objects, Policy, RebuildNeeded, Snapshot, resolve_conflicts,
+    Change, Conflicts, Kind, Object, ObjectRef, Objects, Policy, RebuildNeeded, Snapshot,
+    resolve_conflicts,
 };
 use std::collections::BTreeMap;
 
@@ -102,6 +103,7 @@ fn updates_decide_exactly_like_a_rebuild() {
         stored.insert(object.object_ref(), object);
     }
     let mut incremental = Snapshot::new(objects(&stored));
+    let mut conflicts = Conflicts::resolve(&incremental);
     let mut rng = Lcg(0x5eed);
     for step in 0..400 {
         let change = match rng.next(4) {
@@ -120,9 +122,17 @@ fn updates_decide_exactly_like_a_rebuild() {
             Change::Applied(o) => stored.insert(o.object_ref(), o.clone()),
             Change::Deleted(o) => stored.remove(&o.object_ref()),
         };
+        let object = match &change {
+            Change::Applied(o) | Change::Deleted(o) => o.object_ref(),
+        };
+        let mut touched: Vec<String> = incremental.hostnames_used_by(&object).to_vec();
         incremental
             .update(&change)
             .expect("route-like kinds update");
+        touched.extend_from_slice(incremental.hostnames_used_by(&object));
+        for hostname in &touched {
+            conflicts.refresh(&incremental, hostname);
+        }
         let rebuilt = Snapshot::new(objects(&stored));
         for case in &cases {
             let got = policy.decide(&incremental, &case.request);
@@ -138,6 +148,11 @@ fn updates_decide_exactly_like_a_rebuild() {
             resolve_conflicts(&incremental),
             resolve_conflicts(&rebuilt),
             "step {step}: conflicts after {change:?}"
+        );
+        assert_eq!(
+            conflicts.iter().cloned().collect::<Vec<_>>(),
+            resolve_conflicts(&rebuilt),
+            "step {step}: conflicts refreshed for {touched:?} after {change:?}"
         );
     }
 }
