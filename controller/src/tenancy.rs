@@ -709,7 +709,7 @@ spec:
         let plan = make_plan(&all, &pool, &BTreeMap::new());
         plan.translation
             .resources
-            .into_values()
+            .into_iter().map(|(_, r)| r)
             .filter_map(|r| match r {
                 Resource::HttpRoute(r) => {
                     Some((r.key.clone(), (r.hostnames.clone(), r.parents.clone())))

@@ -7,11 +7,14 @@
 use crate::model::{
     BackendKey, BackendTarget, HttpFilter, ListenerKey, Resource, ResourceKey, WeightedBackend,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use thiserror::Error;
 
-pub type Config = BTreeMap<ResourceKey, Resource>;
+/// Persistent: a copy costs O(1) and shares every node with the original, and
+/// [`crate::diff::diff`] of two versions walks only the parts that differ, so handing a
+/// new version to every proxy stream costs O(what changed), not O(the table).
+pub type Config = imbl::OrdMap<ResourceKey, Resource>;
 
 /// The Gateways a proxy serves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

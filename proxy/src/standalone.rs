@@ -48,7 +48,7 @@ pub struct Watcher {
     options: TranslateOptions,
     store: Arc<ConfigStore>,
     files: BTreeMap<PathBuf, FileState>,
-    applied: BTreeMap<ResourceKey, Resource>,
+    applied: gatehouse_core::scope::Config,
     /// Problems already logged, so an unchanged problem is not logged on every poll.
     reported: BTreeSet<String>,
 }
@@ -79,7 +79,7 @@ impl Watcher {
             options,
             store,
             files: BTreeMap::new(),
-            applied: BTreeMap::new(),
+            applied: Default::default(),
             reported: BTreeSet::new(),
         }
     }

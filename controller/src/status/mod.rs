@@ -199,7 +199,7 @@ pub struct ProxyAcks<'a> {
     pub name: String,
     pub scope: &'a Scope,
     /// `None` until its first snapshot is acknowledged.
-    pub acked: Option<&'a BTreeMap<ResourceKey, Resource>>,
+    pub acked: Option<&'a gatehouse_core::scope::Config>,
     pub rejection: Option<&'a Rejection>,
 }
 

@@ -19,7 +19,7 @@ fn statuses(docs: &[&str]) -> Statuses {
 /// A connected proxy serving `scope` that acknowledged `acked`.
 fn proxy<'a>(
     scope: &'a Scope,
-    acked: Option<&'a BTreeMap<ResourceKey, Resource>>,
+    acked: Option<&'a gatehouse_core::scope::Config>,
 ) -> ProxyAcks<'a> {
     ProxyAcks {
         name: "p1".into(),
@@ -244,7 +244,7 @@ fn programmed_waits_for_every_proxy() {
     let objects = parse(&[CLASS, &gateway("ns", "gw", 8080, "")]);
     let plan = plan(&objects, &pool(), &BTreeMap::new());
     let all = plan.translation.resources.clone();
-    let empty = BTreeMap::new();
+    let empty = gatehouse_core::scope::Config::new();
     let half = [
         proxy(&Scope::All, Some(&all)),
         proxy(&Scope::All, Some(&empty)),

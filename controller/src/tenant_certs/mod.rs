@@ -140,7 +140,7 @@ pub fn serve(
     objects: &[Object],
     tenancy_objects: &TenancyObjects,
     tenancy: &Tenancy,
-    resources: &BTreeMap<ResourceKey, Resource>,
+    resources: &gatehouse_core::scope::Config,
     memory: &mut Memory,
     now: i64,
 ) -> BTreeMap<CertId, Outcome> {
@@ -199,7 +199,7 @@ fn outcome(
     (ns, name): &CertId,
     verdict: Option<&CertificateVerdict>,
     current: Loaded,
-    resources: &BTreeMap<ResourceKey, Resource>,
+    resources: &gatehouse_core::scope::Config,
 ) -> Outcome {
     let (served, secret_problem) = match current {
         Ok(good) => (Some(good), None),
@@ -251,7 +251,7 @@ fn outcome(
 /// The TLS-terminating HTTPS listeners among `grants`, as the translation produced them.
 fn granted_https_listeners(
     grants: &[ListenerGrant],
-    resources: &BTreeMap<ResourceKey, Resource>,
+    resources: &gatehouse_core::scope::Config,
 ) -> Vec<ListenerKey> {
     let mut keys: Vec<ListenerKey> = resources
         .values()
@@ -329,7 +329,7 @@ fn load_secret(
 
 /// Adds the served certificates to what the proxies get.
 pub fn add_to(
-    resources: &mut BTreeMap<ResourceKey, Resource>,
+    resources: &mut gatehouse_core::scope::Config,
     outcomes: &BTreeMap<CertId, Outcome>,
 ) {
     for cert in outcomes.values().filter_map(|o| o.resource.clone()) {

@@ -125,7 +125,7 @@ fn world() -> World {
 }
 
 struct Reconciled {
-    resources: BTreeMap<ResourceKey, Resource>,
+    resources: gatehouse_core::scope::Config,
     statuses: BTreeMap<String, TenantCertificateStatus>,
     tenancy: Tenancy,
     /// The resources applied to a real proxy table.
@@ -215,7 +215,7 @@ fn a_tenant_certificate_is_one_resource_served_for_its_hostnames_on_granted_list
     let Some(Resource::Certificate(c)) = r.resources.get(&key) else {
         panic!(
             "no resource for the TenantCertificate: {:?}",
-            r.resources.keys()
+            r.resources.keys().collect::<Vec<_>>()
         );
     };
     assert_eq!(

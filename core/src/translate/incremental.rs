@@ -12,6 +12,8 @@ use super::listeners::{GatewayView, Gateways};
 use super::routes::RouteOutput;
 use super::{TranslateOptions, Translation};
 use crate::manifest::Object;
+use crate::model::{HttpRoute, Resource, ResourceKey, RouteKey};
+use crate::scope::Config;
 use gateway_api::experimental::httproutes::HttpRoute as RouteObject;
 use gateway_api::experimental::referencegrants::ReferenceGrantSpec;
 use k8s_openapi::api::core::v1::ServicePort;
@@ -46,6 +48,10 @@ impl Translator {
 pub(super) struct Memory {
     context: Option<RouteContext>,
     http: HttpMemo,
+    /// The last output, and its resources other than HTTPRoutes: the next output is this
+    /// one patched, sharing every untouched node, so that comparing and diffing the two
+    /// (for every proxy stream) costs O(the change).
+    published: Option<(Config, BTreeMap<ResourceKey, Resource>)>,
 }
 
 impl Memory {
@@ -59,9 +65,59 @@ impl Memory {
         {
             self.context = Some(RouteContext::capture(index, gateways));
             self.http.forget();
+            self.http.start();
+            self.http.forgotten = true;
+        } else {
+            self.http.start();
         }
-        self.http.start();
         &mut self.http
+    }
+
+    /// The resources of this call: the HTTPRoutes the memo holds now, and `others` (every
+    /// other kind, as translated afresh). Built by patching the last output when the memo
+    /// says which routes changed; from scratch otherwise. Either way the same map.
+    pub(super) fn publish(
+        &mut self,
+        routes: &[Arc<HttpRoute>],
+        others: BTreeMap<ResourceKey, Resource>,
+    ) -> Config {
+        let patched = match self.published.take() {
+            Some((mut out, last_others)) if !self.http.forgotten => {
+                let route_key = |(ns, name): &(String, String)| {
+                    ResourceKey::HttpRoute(RouteKey::new(ns, name))
+                };
+                for key in &self.http.gone {
+                    out.remove(&route_key(key));
+                }
+                for (key, model) in &self.http.converted_keys {
+                    match model {
+                        Some(m) => {
+                            out.insert(route_key(key), Resource::HttpRoute(m.clone()));
+                        }
+                        None => {
+                            out.remove(&route_key(key));
+                        }
+                    }
+                }
+                for key in last_others.keys().filter(|k| !others.contains_key(*k)) {
+                    out.remove(key);
+                }
+                for (key, resource) in &others {
+                    if last_others.get(key) != Some(resource) {
+                        out.insert(key.clone(), resource.clone());
+                    }
+                }
+                out
+            }
+            _ => routes
+                .iter()
+                .map(|r| Resource::HttpRoute(r.clone()))
+                .chain(others.values().cloned())
+                .map(|r| (r.key(), r))
+                .collect(),
+        };
+        self.published = Some((patched.clone(), others));
+        patched
     }
 }
 
@@ -74,6 +130,12 @@ pub(super) struct HttpMemo {
     cursor: usize,
     next: Vec<Option<Entry>>,
     converted: usize,
+    /// This call remembered nothing: every route was converted afresh.
+    forgotten: bool,
+    /// Routes converted this call, with the model each produced (if any).
+    converted_keys: Vec<((String, String), Option<Arc<HttpRoute>>)>,
+    /// Routes remembered last call and gone in this one.
+    gone: Vec<(String, String)>,
 }
 
 struct Entry {
@@ -115,11 +177,14 @@ impl HttpMemo {
             Some(e) => e,
             None => {
                 self.converted += 1;
+                let output = convert();
+                self.converted_keys
+                    .push(((ns.to_string(), name.to_string()), output.model.clone()));
                 Entry {
                     namespace: ns.to_string(),
                     name: name.to_string(),
                     input: route.clone(),
-                    output: convert(),
+                    output,
                 }
             }
         };
@@ -128,6 +193,12 @@ impl HttpMemo {
 
     /// After the last route: what was not remembered again is gone; the outputs in order.
     pub(super) fn finish(&mut self) -> impl Iterator<Item = &RouteOutput> {
+        self.gone = self
+            .last
+            .iter()
+            .flatten()
+            .map(|e| (e.namespace.clone(), e.name.clone()))
+            .collect();
         self.last = std::mem::take(&mut self.next);
         self.cursor = 0;
         self.last.iter().flatten().map(|e| &e.output)
@@ -135,6 +206,9 @@ impl HttpMemo {
 
     fn start(&mut self) {
         self.converted = 0;
+        self.forgotten = false;
+        self.converted_keys.clear();
+        self.gone.clear();
         self.next.clear();
         self.cursor = 0;
     }

@@ -46,7 +46,7 @@ pub struct TranslateOptions {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Translation {
-    pub resources: BTreeMap<ResourceKey, Resource>,
+    pub resources: crate::scope::Config,
     pub problems: Vec<Problem>,
 }
 
@@ -98,18 +98,20 @@ pub fn translate<'a>(
 fn translate_with<'a>(
     objects: impl IntoIterator<Item = &'a Object>,
     opts: &TranslateOptions,
-    memory: Option<&mut incremental::Memory>,
+    mut memory: Option<&mut incremental::Memory>,
 ) -> Translation {
     let mut problems = Vec::new();
     let index = index::Index::new(objects, &mut problems);
     let gateways = listeners::translate(&index, opts, &mut problems);
-    let memo = memory.map(|m| m.routes_memo(&index, &gateways));
+    let memo = memory
+        .as_deref_mut()
+        .map(|m| m.routes_memo(&index, &gateways));
     let mut routes = routes::translate(&index, &gateways, &mut problems, memo);
     let mut other = other_routes::translate(&index, &gateways, &mut problems);
     routes.backends.append(&mut other.backends);
     let backends = backends::emit(&index, &routes.backends);
 
-    let resources = gateways
+    let others = gateways
         .listeners
         .into_iter()
         .map(Resource::Listener)
@@ -119,12 +121,21 @@ fn translate_with<'a>(
                 .into_values()
                 .map(Resource::Certificate),
         )
-        .chain(routes.routes.into_iter().map(Resource::HttpRoute))
         .chain(other.grpc.into_iter().map(Resource::GrpcRoute))
         .chain(other.tls.into_iter().map(Resource::TlsRoute))
         .chain(backends.into_iter().map(Resource::Backend))
         .map(|r| (r.key(), r))
-        .collect();
+        .collect::<BTreeMap<ResourceKey, Resource>>();
+    let resources = match memory {
+        Some(m) => m.publish(&routes.routes, others),
+        None => routes
+            .routes
+            .into_iter()
+            .map(Resource::HttpRoute)
+            .map(|r| (r.key(), r))
+            .chain(others)
+            .collect(),
+    };
     Translation {
         resources,
         problems,
