@@ -4,10 +4,9 @@
 use crate::addresses::Pool;
 use crate::distribute::{self, Distribution, Registry};
 use crate::leader::{self, LeaseConfig};
-use crate::pass::{Pass, PassInputs, Planned};
+use crate::pass::{Pass, PassInputs};
 use crate::provision::{self, apply::Provisioner};
-use crate::status;
-use crate::tenancy::TenancyObjects;
+use crate::reporter::{Handover, Reporter};
 use crate::watch::Caches;
 use crate::write_queue::WriteQueue;
 use crate::writer::StatusWriter;
@@ -107,56 +106,55 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
     caches.ready().await;
     tracing::info!("watch caches ready");
 
+    let (plans, plans_rx) = watch::channel(Handover::default());
+    let writes = WriteQueue::spawn(client.clone(), &mut tasks, STATUS_WRITES_IN_FLIGHT);
+    tasks.spawn(
+        Reporter {
+            writer: StatusWriter::new(writes),
+            registry: registry.clone(),
+            plans: plans_rx,
+            acked,
+            debounce: config.debounce,
+        }
+        .run(),
+    );
     let mut reconciler = Reconciler {
         config: config.clone(),
         desired,
-        registry,
+        plans,
+        term: 0,
         provisioner: Provisioner::new(client.clone()),
-        writer: StatusWriter::new(WriteQueue::spawn(
-            client,
-            &mut tasks,
-            STATUS_WRITES_IN_FLIGHT,
-        )),
         pass: Pass::new(config.pool),
         reported: BTreeSet::new(),
-        last: None,
     };
-    // Whether watched objects changed since the last plan; acknowledgements alone only
-    // need status.
+    // Whether watched objects changed since the last plan (acknowledgements are the
+    // reporter's: they only need status).
     let mut objects_changed = true;
     let mut planned_at = tokio::time::Instant::now();
     let mut pass_ended = planned_at;
     let mut pass_cost = Duration::ZERO;
-    let mut reported_at = planned_at;
     // Changes recorded when the last pass read the caches.
     let mut changes_planned = 0;
+    let mut was_leading = false;
     loop {
         // A standby keeps its caches warm and touches nothing: no proxy, no status.
         let lead = *leading.borrow_and_update();
         if !lead {
             reconciler.stand_by();
         } else if objects_changed || planned_at.elapsed() >= REPLAN_AT_LEAST_EVERY {
+            if !was_leading {
+                reconciler.term += 1;
+            }
             planned_at = tokio::time::Instant::now();
             changes_planned = watched.count();
             reconciler.reconcile(&caches).await;
             pass_ended = tokio::time::Instant::now();
             pass_cost = pass_ended - planned_at;
-        } else {
-            reconciler.report();
-            reported_at = tokio::time::Instant::now();
         }
+        was_leading = lead;
         objects_changed = false;
         tokio::select! {
             () = watched.notified() => objects_changed = true,
-            () = acked.notified() => {
-                // Acknowledgements are gathered for `debounce` after the last status
-                // computation; an object change meanwhile ends the wait.
-                let report_at = reported_at.max(pass_ended) + reconciler.config.debounce;
-                tokio::select! {
-                    () = tokio::time::sleep_until(report_at) => {}
-                    () = watched.notified() => objects_changed = true,
-                }
-            }
             () = tokio::time::sleep_until(planned_at + REPLAN_AT_LEAST_EVERY) => {}
             r = leading.changed() => {
                 if r.is_err() { std::future::pending::<()>().await }
@@ -194,24 +192,23 @@ fn gather_until(
 struct Reconciler {
     config: Config,
     desired: watch::Sender<Option<Arc<ProxyConfig>>>,
-    registry: Arc<Registry>,
-    writer: StatusWriter,
+    /// To the reporter: each plan, for status.
+    plans: watch::Sender<Handover>,
+    /// Leadership terms of this process, counted from 1.
+    term: u64,
     provisioner: Provisioner,
     /// Translation and its memories.
     pass: Pass,
     /// Problems already logged, so a standing problem is logged once.
     reported: BTreeSet<String>,
-    /// The last plan and the tenancy objects it was made from, for status-only passes.
-    last: Option<(Planned, TenancyObjects)>,
 }
 
 impl Reconciler {
     /// Stops distributing: the proxies keep what they hold until the next leader resyncs them.
     fn stand_by(&mut self) {
         self.desired.send_replace(None);
-        self.last = None;
+        self.plans.send_if_modified(|h| h.plan.take().is_some());
         self.pass.forget_term();
-        self.writer.forget();
         self.provisioner.forget();
     }
 
@@ -232,6 +229,8 @@ impl Reconciler {
         self.log_problems(&planned.plan.translation.problems);
 
         let resources = &planned.plan.translation.resources;
+        // O(the change): the translation patched the last config, and equal parts are
+        // shared, so the comparison skips them.
         self.desired.send_if_modified(|current| {
             if current.as_deref() == Some(resources) {
                 return false;
@@ -240,30 +239,11 @@ impl Reconciler {
             true
         });
         tracing::debug!(timings = ?planned.timings, "planned");
-        self.last = Some((planned, tenancy_objects));
-        self.report();
-    }
-
-    /// Status from the last plan and what the proxies acknowledged: all an acknowledgement
-    /// needs, without planning again.
-    fn report(&mut self) {
-        let Some((planned, tenancy_objects)) = &self.last else {
-            return;
-        };
-        let started = std::time::Instant::now();
-        let connected = self.registry.connected();
-        let proxies: Vec<status::ProxyAcks<'_>> =
-            connected.iter().map(status::ProxyAcks::from).collect();
-        let statuses = planned.statuses(tenancy_objects, &proxies);
-        // Queued, not awaited: the proxies never wait for status.
-        let queued = self
-            .writer
-            .write(statuses, &planned.objects, tenancy_objects);
-        tracing::debug!(
-            queued,
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-            "status writes queued"
-        );
+        let term = self.term;
+        self.plans.send_replace(Handover {
+            term,
+            plan: Some(Arc::new((planned, tenancy_objects))),
+        });
     }
 
     /// In-cluster classes: applies provisioned proxies, removes unwanted ones, and returns

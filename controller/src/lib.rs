@@ -12,6 +12,7 @@ pub mod leader;
 pub mod pass;
 pub mod plan;
 pub mod provision;
+pub mod reporter;
 pub mod status;
 pub mod tenancy;
 pub mod tenant_certs;

@@ -96,8 +96,12 @@ impl Pass {
         let mut clock = Clock::start();
         let (snapshot, touched) = Self::policy_snapshot(&mut self.policy, &inputs);
         clock.lap("policy_snapshot");
-        let mut tenancy =
-            tenancy::plan_with(snapshot, inputs.tenancy, &mut self.tenancy, touched.as_ref());
+        let mut tenancy = tenancy::plan_with(
+            snapshot,
+            inputs.tenancy,
+            &mut self.tenancy,
+            touched.as_ref(),
+        );
         clock.lap("tenancy");
         let mut objects = inputs.objects;
         // Moved, not copied: the plan is kept until the next pass, and at 10,000 routes a

@@ -205,13 +205,24 @@ pub fn plan_with(
     let mut decided = match (memory.last.take(), touched) {
         (Some(mut last), Some(touched)) => {
             let affected = refresh_conflicts(&mut last, snapshot, touched);
-            decide_again(&mut last, &mut memory.stand_ins, snapshot, tenancy, &affected);
+            decide_again(
+                &mut last,
+                &mut memory.stand_ins,
+                snapshot,
+                tenancy,
+                &affected,
+            );
             last
         }
         _ => decide_all(&mut memory.stand_ins, snapshot, tenancy),
     };
     let out = Tenancy {
-        routes: memory.stand_ins.0.values().map(|(_, r)| r.clone()).collect(),
+        routes: memory
+            .stand_ins
+            .0
+            .values()
+            .map(|(_, r)| r.clone())
+            .collect(),
         verdicts: decided.verdicts.clone(),
         tenants: tenant_verdicts(snapshot, tenancy, &decided),
         certificates: decided.certificates.clone(),
@@ -345,10 +356,12 @@ fn decide_again(
         let me = ObjectRef::new(Kind::TenantCertificate, Some(ns), name);
         let losses = last.lost.get(&me).map(Vec::as_slice).unwrap_or_default();
         let verdict = crate::tenant_certs::verdict(snapshot, cert, ns, losses);
-        last.certificates.insert((ns.clone(), name.clone()), verdict);
+        last.certificates
+            .insert((ns.clone(), name.clone()), verdict);
     }
     for (ns, name) in certificates {
-        last.certificates.remove(&(ns.to_string(), name.to_string()));
+        last.certificates
+            .remove(&(ns.to_string(), name.to_string()));
     }
 }
 
@@ -709,7 +722,8 @@ spec:
         let plan = make_plan(&all, &pool, &BTreeMap::new());
         plan.translation
             .resources
-            .into_iter().map(|(_, r)| r)
+            .into_iter()
+            .map(|(_, r)| r)
             .filter_map(|r| match r {
                 Resource::HttpRoute(r) => {
                     Some((r.key.clone(), (r.hostnames.clone(), r.parents.clone())))
@@ -955,7 +969,11 @@ spec:
                         changes.push(Applied(route.into()));
                     }
                     1 => {
-                        if let Some(i) = tenancy_objects.routes.iter().position(|r| same(&r.metadata)) {
+                        if let Some(i) = tenancy_objects
+                            .routes
+                            .iter()
+                            .position(|r| same(&r.metadata))
+                        {
                             let gone = tenancy_objects.routes.remove(i);
                             changes.push(Deleted(gone.into()));
                         }
@@ -974,8 +992,10 @@ spec: {{hostnames: {list}, secretName: tls}}
                         changes.push(Applied(cert.into()));
                     }
                     3 => {
-                        if let Some(i) =
-                            tenancy_objects.certificates.iter().position(|c| same(&c.metadata))
+                        if let Some(i) = tenancy_objects
+                            .certificates
+                            .iter()
+                            .position(|c| same(&c.metadata))
                         {
                             let gone = tenancy_objects.certificates.remove(i);
                             changes.push(Deleted(gone.into()));
@@ -1005,7 +1025,10 @@ spec: {{hostnames: {list}, secretName: tls}}
                 "step {step}, after {changes:?}"
             );
         }
-        assert_eq!(incremental_passes, 300, "every pass took the incremental path");
+        assert_eq!(
+            incremental_passes, 300,
+            "every pass took the incremental path"
+        );
     }
 
     #[test]

@@ -17,9 +17,10 @@ pub fn diff(old: &Config, new: &Config) -> Delta {
     let mut removals: Vec<&ResourceKey> = Vec::new();
     for item in old.diff(new) {
         match item {
-            DiffItem::Add(_, resource) | DiffItem::Update { new: (_, resource), .. } => {
-                upserts.push(resource)
-            }
+            DiffItem::Add(_, resource)
+            | DiffItem::Update {
+                new: (_, resource), ..
+            } => upserts.push(resource),
             DiffItem::Remove(key, _) => removals.push(key),
         }
     }

@@ -45,7 +45,10 @@ impl fmt::Display for ConflictReason {
 
 /// Every contested hostname in the snapshot, sorted by hostname.
 pub fn resolve_conflicts(snapshot: &Snapshot) -> Vec<Conflict> {
-    Conflicts::resolve(snapshot).by_hostname.into_values().collect()
+    Conflicts::resolve(snapshot)
+        .by_hostname
+        .into_values()
+        .collect()
 }
 
 /// [`resolve_conflicts`] kept between snapshots: after [`Snapshot::update`] only the
@@ -82,7 +85,12 @@ impl Conflicts {
         if let Some(claim) = self.claims.get(hostname) {
             fresh.insert(hostname.to_string(), claim.clone());
         }
-        usage_conflict(snapshot, hostname, snapshot.usage.users(hostname), &mut fresh);
+        usage_conflict(
+            snapshot,
+            hostname,
+            snapshot.usage.users(hostname),
+            &mut fresh,
+        );
         let fresh = fresh.remove(hostname);
         if fresh.as_ref() == self.by_hostname.get(hostname) {
             return None;

@@ -17,10 +17,7 @@ fn statuses(docs: &[&str]) -> Statuses {
 }
 
 /// A connected proxy serving `scope` that acknowledged `acked`.
-fn proxy<'a>(
-    scope: &'a Scope,
-    acked: Option<&'a gatehouse_core::scope::Config>,
-) -> ProxyAcks<'a> {
+fn proxy<'a>(scope: &'a Scope, acked: Option<&'a gatehouse_core::scope::Config>) -> ProxyAcks<'a> {
     ProxyAcks {
         name: "p1".into(),
         scope,

@@ -328,10 +328,7 @@ fn load_secret(
 }
 
 /// Adds the served certificates to what the proxies get.
-pub fn add_to(
-    resources: &mut gatehouse_core::scope::Config,
-    outcomes: &BTreeMap<CertId, Outcome>,
-) {
+pub fn add_to(resources: &mut gatehouse_core::scope::Config, outcomes: &BTreeMap<CertId, Outcome>) {
     for cert in outcomes.values().filter_map(|o| o.resource.clone()) {
         resources.insert(
             ResourceKey::Certificate(cert.key.clone()),

@@ -83,9 +83,8 @@ impl Memory {
     ) -> Config {
         let patched = match self.published.take() {
             Some((mut out, last_others)) if !self.http.forgotten => {
-                let route_key = |(ns, name): &(String, String)| {
-                    ResourceKey::HttpRoute(RouteKey::new(ns, name))
-                };
+                let route_key =
+                    |(ns, name): &(String, String)| ResourceKey::HttpRoute(RouteKey::new(ns, name));
                 for key in &self.http.gone {
                     out.remove(&route_key(key));
                 }

@@ -1,0 +1,97 @@
+//! Status, beside the serving path: the reconcile loop hands each plan over and goes back to
+//! the watches at once, and this task computes status from the newest plan and what the
+//! proxies acknowledged, then queues the writes. At 10,000 routes computing every status
+//! costs tens of milliseconds; a change waiting behind that would reach the proxies later.
+
+use crate::distribute::Registry;
+use crate::pass::Planned;
+use crate::status;
+use crate::tenancy::TenancyObjects;
+use crate::writer::StatusWriter;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// The last plan and the tenancy objects it was made from.
+pub type Reported = Arc<(Planned, TenancyObjects)>;
+
+/// What the reconcile loop hands over: the plan to describe, under a leadership term. A new
+/// term (or none: standing by) makes the writer forget what it wrote, since another replica
+/// may have written in between.
+#[derive(Clone, Default)]
+pub struct Handover {
+    pub term: u64,
+    pub plan: Option<Reported>,
+}
+
+pub struct Reporter {
+    pub writer: StatusWriter,
+    pub registry: Arc<Registry>,
+    pub plans: watch::Receiver<Handover>,
+    /// A proxy acknowledged, rejected, came or went.
+    pub acked: Arc<Notify>,
+    /// Acknowledgements are gathered this long after the last report.
+    pub debounce: Duration,
+}
+
+impl Reporter {
+    /// Runs until the reconcile loop drops its end of `plans`.
+    pub async fn run(mut self) {
+        let mut term = 0;
+        let mut current: Option<Reported> = None;
+        let mut reported_at = tokio::time::Instant::now();
+        let mut writer = Some(self.writer);
+        loop {
+            let new_plan = tokio::select! {
+                r = self.plans.changed() => r.map(|()| true),
+                () = self.acked.notified() => {
+                    // A new plan ends the wait: it is reported at once.
+                    tokio::select! {
+                        () = tokio::time::sleep_until(reported_at + self.debounce) => Ok(false),
+                        r = self.plans.changed() => r.map(|()| true),
+                    }
+                }
+            };
+            let Ok(new_plan) = new_plan else { return };
+            let Some(mut w) = writer.take() else { return };
+            if new_plan {
+                let handover = self.plans.borrow_and_update().clone();
+                if handover.term != term || handover.plan.is_none() {
+                    w.forget();
+                }
+                term = handover.term;
+                current = handover.plan;
+            }
+            let Some(plan) = current.clone() else {
+                writer = Some(w);
+                continue;
+            };
+            let connected = self.registry.connected();
+            // Off the runtime's workers: they serve the proxy streams meanwhile.
+            let done = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let (planned, tenancy_objects) = &*plan;
+                let proxies: Vec<status::ProxyAcks<'_>> =
+                    connected.iter().map(status::ProxyAcks::from).collect();
+                let statuses = planned.statuses(tenancy_objects, &proxies);
+                // Queued, not awaited: the proxies never wait for status.
+                let queued = w.write(statuses, &planned.objects, tenancy_objects);
+                tracing::debug!(
+                    queued,
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "status writes queued"
+                );
+                w
+            })
+            .await;
+            match done {
+                Ok(w) => writer = Some(w),
+                Err(e) => {
+                    tracing::error!("status computation failed: {e}");
+                    return;
+                }
+            }
+            reported_at = tokio::time::Instant::now();
+        }
+    }
+}
