@@ -55,6 +55,13 @@ impl Reporter {
             let Ok(new_plan) = new_plan else { return };
             let Some(mut w) = writer.take() else { return };
             if new_plan {
+                // The proxies usually acknowledge a plan within milliseconds: waiting for
+                // that (at most `debounce`) makes one status computation and one write per
+                // object say both Accepted and Programmed, instead of two.
+                tokio::select! {
+                    () = tokio::time::sleep(self.debounce) => {}
+                    () = self.acked.notified() => {}
+                }
                 let handover = self.plans.borrow_and_update().clone();
                 if handover.term != term || handover.plan.is_none() {
                     w.forget();

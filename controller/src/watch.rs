@@ -208,7 +208,7 @@ impl Caches {
         }
         TenancyObjects {
             tenants: all(&self.tenants),
-            routes: all(&self.tenant_routes),
+            routes: self.tenant_routes.state(),
             certificates: all(&self.tenant_certificates),
         }
     }

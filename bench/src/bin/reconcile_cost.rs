@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
                 let gone: TenantRoute = typed(tenant_route(n + i - 1, args.tenants))?;
                 changes.insert(0, Change::Deleted(gone.into()));
             }
-            tenancy.routes.push(added);
+            tenancy.routes.push(added.into());
             let t0 = Instant::now();
             // The caches hand out copies, as the loop's pass gets them.
             let (objects, tenancy) = (objects.clone(), tenancy.clone());
@@ -195,7 +195,9 @@ fn world(n: usize, tenants: usize) -> anyhow::Result<(Vec<Object>, TenancyObject
         }))?);
     }
     for i in 0..n {
-        tenancy.routes.push(typed(tenant_route(i, tenants))?);
+        tenancy
+            .routes
+            .push(std::sync::Arc::new(typed(tenant_route(i, tenants))?));
     }
     Ok((objects, tenancy))
 }

@@ -257,11 +257,12 @@ pub fn programmed(plan: &Plan, proxies: &[ProxyAcks<'_>]) -> Programming {
             continue;
         }
         let prefix = format!("{ns}/{name}/");
-        let listeners = plan
-            .translation
-            .resources
-            .iter()
-            .filter(|(k, _)| matches!(k, ResourceKey::Listener(l) if l.0.starts_with(&prefix)));
+        // Listener keys sort first and by name: this Gateway's are one run of the map.
+        let start = ResourceKey::Listener(gatehouse_core::model::ListenerKey(prefix.clone()));
+        let listeners =
+            plan.translation.resources.range(start..).take_while(
+                |(k, _)| matches!(k, ResourceKey::Listener(l) if l.0.starts_with(&prefix)),
+            );
         let behind = serving
             .iter()
             .filter(|p| {
@@ -287,26 +288,65 @@ pub fn programmed(plan: &Plan, proxies: &[ProxyAcks<'_>]) -> Programming {
 
 /// Routes whose planned version every proxy serving one of their Gateways acknowledged
 /// (and at least one does).
-pub fn programmed_routes(
-    plan: &Plan,
-    proxies: &[ProxyAcks<'_>],
-) -> BTreeSet<gatehouse_core::model::RouteKey> {
-    plan.translation
-        .resources
+pub fn programmed_routes(plan: &Plan, proxies: &[ProxyAcks<'_>]) -> ProgrammedRoutes {
+    let resources = &plan.translation.resources;
+    // The common case, a fleet serving every Gateway: what a proxy acknowledged shares
+    // every unchanged node with the plan, so what it lacks is a diff of O(the change).
+    let everywhere: Option<Vec<&gatehouse_core::scope::Config>> = proxies
         .iter()
-        .filter_map(|(k, r)| match (k, r) {
-            (ResourceKey::HttpRoute(key), Resource::HttpRoute(route)) => {
-                let mut serving = proxies
-                    .iter()
-                    .filter(|p| route.parents.iter().any(|l| p.scope.serves_listener(l)))
-                    .peekable();
-                let any = serving.peek().is_some();
-                let all = serving.all(|p| p.acked.and_then(|a| a.get(k)) == Some(r));
-                (any && all).then(|| key.clone())
+        .map(|p| (*p.scope == Scope::All).then_some(p.acked).flatten())
+        .collect();
+    if let Some(acked) = everywhere.filter(|a| !a.is_empty()) {
+        let mut behind = BTreeSet::new();
+        for config in acked {
+            for item in config.diff(resources) {
+                if let imbl::ordmap::DiffItem::Add(ResourceKey::HttpRoute(k), _)
+                | imbl::ordmap::DiffItem::Update {
+                    new: (ResourceKey::HttpRoute(k), _),
+                    ..
+                } = item
+                {
+                    behind.insert(k.clone());
+                }
             }
-            _ => None,
-        })
-        .collect()
+        }
+        return ProgrammedRoutes::AllServedBut(behind);
+    }
+    ProgrammedRoutes::Only(
+        resources
+            .iter()
+            .filter_map(|(k, r)| match (k, r) {
+                (ResourceKey::HttpRoute(key), Resource::HttpRoute(route)) => {
+                    let mut serving = proxies
+                        .iter()
+                        .filter(|p| route.parents.iter().any(|l| p.scope.serves_listener(l)))
+                        .peekable();
+                    let any = serving.peek().is_some();
+                    let all = serving.all(|p| p.acked.and_then(|a| a.get(k)) == Some(r));
+                    (any && all).then(|| key.clone())
+                }
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// [`programmed_routes`]: asked only about routes the plan serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgrammedRoutes {
+    Only(BTreeSet<gatehouse_core::model::RouteKey>),
+    /// Every served route but these.
+    AllServedBut(BTreeSet<gatehouse_core::model::RouteKey>),
+}
+
+impl ProgrammedRoutes {
+    /// Whether served route `key` is programmed.
+    pub fn contains(&self, key: &gatehouse_core::model::RouteKey) -> bool {
+        match self {
+            ProgrammedRoutes::Only(set) => set.contains(key),
+            ProgrammedRoutes::AllServedBut(set) => !set.contains(key),
+        }
+    }
 }
 
 /// What every part of the computation looks things up in.

@@ -7,7 +7,6 @@ use crate::tenancy::{Tenancy, TenancyObjects, route_name};
 use gatehouse_core::model::{ResourceKey, RouteKey};
 use gatehouse_crds::{HostnameConflict, HostnameStatus, TenantUsage as Usage};
 use serde::Serialize;
-use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,7 +29,7 @@ pub fn route_statuses(
     objects: &TenancyObjects,
     tenancy: &Tenancy,
     plan: &Plan,
-    programmed_routes: &BTreeSet<RouteKey>,
+    programmed_routes: &super::ProgrammedRoutes,
 ) -> Vec<Named<TenantRouteStatus>> {
     let mut out = Vec::new();
     for route in &objects.routes {
