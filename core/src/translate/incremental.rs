@@ -132,10 +132,13 @@ pub(super) struct HttpMemo {
     /// This call remembered nothing: every route was converted afresh.
     forgotten: bool,
     /// Routes converted this call, with the model each produced (if any).
-    converted_keys: Vec<((String, String), Option<Arc<HttpRoute>>)>,
+    converted_keys: Vec<(NsName, Option<Arc<HttpRoute>>)>,
     /// Routes remembered last call and gone in this one.
-    gone: Vec<(String, String)>,
+    gone: Vec<NsName>,
 }
+
+/// A route's (namespace, name).
+type NsName = (String, String);
 
 struct Entry {
     namespace: String,
