@@ -212,6 +212,7 @@ impl HttpMemo {
         self.converted_keys.clear();
         self.gone.clear();
         self.next.clear();
+        self.next.reserve(self.last.len());
         self.cursor = 0;
     }
 }

@@ -40,6 +40,14 @@ pub(super) struct Index<'a> {
     pub namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
 }
 
+fn duplicate(object: &Object) -> Problem {
+    Problem::new(
+        &object.display(),
+        "metadata.name",
+        "defined more than once; the first definition is used",
+    )
+}
+
 /// One side of a cross-namespace reference, for ReferenceGrant checks.
 pub(super) struct RefEnd<'r> {
     pub group: &'r str,
@@ -64,13 +72,19 @@ impl<'a> Index<'a> {
         }
         let mut ix = Index::default();
         let mut seen = BTreeSet::new();
+        // HTTPRoutes are most of the objects: gathered, then built into their map in one
+        // sorted bulk load, several times faster than one insertion each at 10,000.
+        let mut routes: Vec<(NsName<'a>, &'a Arc<HttpRoute>, &'a Object)> = Vec::new();
         for object in objects {
             let meta = object.metadata();
             let ns_name = (namespace_of(meta), name_of(meta));
             let fresh = match object {
                 Object::GatewayClass(o) => first(&mut ix.classes, name_of(meta), o),
                 Object::Gateway(o) => first(&mut ix.gateways, ns_name, o),
-                Object::HttpRoute(o) => first(&mut ix.routes, ns_name, o),
+                Object::HttpRoute(o) => {
+                    routes.push((ns_name, o, object));
+                    true
+                }
                 Object::GrpcRoute(o) => first(&mut ix.grpc_routes, ns_name, o),
                 Object::TlsRoute(o) => first(&mut ix.tls_routes, ns_name, o),
                 Object::ListenerSet(o) => first(&mut ix.listener_sets, ns_name, o),
@@ -101,13 +115,20 @@ impl<'a> Index<'a> {
                 }
             };
             if !fresh {
-                problems.push(Problem::new(
-                    &object.display(),
-                    "metadata.name",
-                    "defined more than once; the first definition is used",
-                ));
+                problems.push(duplicate(object));
             }
         }
+        // Stable: of two routes with one name, the first given stays first, and is kept.
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(NsName<'a>, &'a Arc<HttpRoute>)> = Vec::with_capacity(routes.len());
+        for (key, route, object) in routes {
+            if kept.last().is_some_and(|(last, _)| *last == key) {
+                problems.push(duplicate(object));
+            } else {
+                kept.push((key, route));
+            }
+        }
+        ix.routes = kept.into_iter().collect();
         ix
     }
 
