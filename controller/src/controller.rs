@@ -156,6 +156,9 @@ pub async fn run(client: Client, config: Config) -> Result<(), RunError> {
         tokio::select! {
             () = watched.notified() => objects_changed = true,
             () = tokio::time::sleep_until(planned_at + REPLAN_AT_LEAST_EVERY) => {}
+            // Serving on without status would leave every status stale: stop, as the loop
+            // itself would on a bug in the status code, and let the restart resync.
+            () = reconciler.plans.closed() => panic!("the status reporter stopped"),
             r = leading.changed() => {
                 if r.is_err() { std::future::pending::<()>().await }
                 objects_changed = true;

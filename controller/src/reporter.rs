@@ -94,10 +94,10 @@ impl Reporter {
             let queued;
             (writer, queued) = match done {
                 Ok(done) => done,
-                Err(e) => {
-                    tracing::error!("status computation failed: {e}");
-                    return;
-                }
+                // A bug in the status code: carried to the reconcile loop, which stops.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // The runtime is shutting down.
+                Err(_) => return,
             };
             let cost = started.elapsed();
             tracing::debug!(
