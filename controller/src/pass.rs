@@ -155,29 +155,24 @@ impl Pass {
         kept: &'p mut Option<Snapshot>,
         inputs: &PassInputs<'_>,
     ) -> (&'p Snapshot, Option<tenancy::Touched>) {
-        let mut touched = Some(tenancy::Touched::default());
+        let mut touched = tenancy::Touched::default();
+        // Whether every change was of a kind the tenancy can follow.
+        let mut followed = true;
         let updated = match (kept.take(), &inputs.policy) {
             (Some(mut snapshot), PolicyChanges::Since(changes)) => changes
                 .iter()
                 .try_for_each(|c| {
-                    match touched.as_mut() {
-                        Some(t) => {
-                            if !t.update(&mut snapshot, c)? {
-                                touched = None;
-                            }
-                        }
-                        None => snapshot.update(c)?,
-                    }
+                    followed &= touched.update(&mut snapshot, c)?;
                     Ok::<(), gatehouse_policy::RebuildNeeded>(())
                 })
                 .ok()
                 .map(|()| snapshot),
             _ => None,
         };
-        let rebuilt = updated.is_none();
+        followed &= updated.is_some();
         let snapshot = kept
             .insert(updated.unwrap_or_else(|| tenancy::snapshot(&inputs.objects, inputs.tenancy)));
-        (snapshot, touched.filter(|_| !rebuilt))
+        (snapshot, followed.then_some(touched))
     }
 }
 

@@ -93,7 +93,10 @@ pub fn plan(objects: &[Object], tenancy: &TenancyObjects) -> Tenancy {
 /// its stand-in, the very same `Arc`, so the translation knows it by its pointer and
 /// nothing is copied.
 #[derive(Default)]
-struct StandIns(BTreeMap<(String, String), (Option<String>, Arc<HttpRoute>)>);
+struct StandIns(BTreeMap<(String, String), StandIn>);
+
+/// A stand-in, with the resourceVersion of the TenantRoute it was made from.
+type StandIn = (Option<String>, Arc<HttpRoute>);
 
 /// What a pass remembers of the tenancy for the next: its stand-ins, and the verdicts
 /// with the conflicts they came from, so that a pass whose policy changes only moved a
@@ -249,24 +252,19 @@ fn decide_all(stand_ins: &mut StandIns, snapshot: &Snapshot, tenancy: &TenancyOb
     let mut previous = std::mem::take(stand_ins);
     let mut verdicts = imbl::OrdMap::new();
     for route in &tenancy.routes {
-        let (ns, name) = key_of(&route.metadata);
-        let me = ObjectRef::new(Kind::TenantRoute, Some(&ns), &name);
-        let losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = route_verdict(snapshot, route, &ns, losses);
-        let key = (ns, name);
+        let key = key_of(&route.metadata);
         let kept = previous.0.remove(&key);
-        if let Some(made) = serve(snapshot, route, &key, &verdict, kept) {
+        let (verdict, made) = decide_route(snapshot, route, &key, &lost, kept);
+        if let Some(made) = made {
             stand_ins.0.insert(key.clone(), made);
         }
         verdicts.insert(key, verdict);
     }
     let mut certificates = imbl::OrdMap::new();
     for cert in &tenancy.certificates {
-        let (ns, name) = key_of(&cert.metadata);
-        let me = ObjectRef::new(Kind::TenantCertificate, Some(&ns), &name);
-        let losses = lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = crate::tenant_certs::verdict(snapshot, cert, &ns, losses);
-        certificates.insert((ns, name), verdict);
+        let key = key_of(&cert.metadata);
+        let verdict = decide_certificate(snapshot, cert, &key, &lost);
+        certificates.insert(key, verdict);
     }
     Decided {
         conflicts,
@@ -330,12 +328,10 @@ fn decide_again(
         if !routes.remove(&(ns.as_str(), name.as_str())) {
             continue;
         }
-        let me = ObjectRef::new(Kind::TenantRoute, Some(ns), name);
-        let losses = last.lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = route_verdict(snapshot, route, ns, losses);
         let key = (ns.clone(), name.clone());
         let kept = stand_ins.0.remove(&key);
-        if let Some(made) = serve(snapshot, route, &key, &verdict, kept) {
+        let (verdict, made) = decide_route(snapshot, route, &key, &last.lost, kept);
+        if let Some(made) = made {
             stand_ins.0.insert(key.clone(), made);
         }
         last.verdicts.insert(key, verdict);
@@ -354,11 +350,9 @@ fn decide_again(
         if !certificates.remove(&(ns.as_str(), name.as_str())) {
             continue;
         }
-        let me = ObjectRef::new(Kind::TenantCertificate, Some(ns), name);
-        let losses = last.lost.get(&me).map(Vec::as_slice).unwrap_or_default();
-        let verdict = crate::tenant_certs::verdict(snapshot, cert, ns, losses);
-        last.certificates
-            .insert((ns.clone(), name.clone()), verdict);
+        let key = (ns.clone(), name.clone());
+        let verdict = decide_certificate(snapshot, cert, &key, &last.lost);
+        last.certificates.insert(key, verdict);
     }
     for (ns, name) in certificates {
         last.certificates
@@ -366,25 +360,49 @@ fn decide_again(
     }
 }
 
-/// The stand-in of a TenantRoute the verdict lets through, reusing the last one if alike.
-fn serve(
+/// What an object lost, by its (namespace, name).
+fn losses_of<'l>(
+    lost: &'l BTreeMap<ObjectRef, Vec<Loss>>,
+    kind: Kind,
+    (ns, name): &(String, String),
+) -> &'l [Loss] {
+    let me = ObjectRef::new(kind, Some(ns), name);
+    lost.get(&me).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// One TenantRoute decided: its verdict, and its stand-in if the verdict lets it through
+/// (`kept`, the last one, is reused if alike).
+fn decide_route(
     snapshot: &Snapshot,
     route: &TenantRoute,
-    (ns, name): &(String, String),
-    verdict: &RouteVerdict,
-    kept: Option<(Option<String>, Arc<HttpRoute>)>,
-) -> Option<(Option<String>, Arc<HttpRoute>)> {
-    let tenant = verdict.tenant.as_ref()?;
-    verdict.refused.is_none().then(|| {
-        stand_in(
+    key: &(String, String),
+    lost: &BTreeMap<ObjectRef, Vec<Loss>>,
+    kept: Option<StandIn>,
+) -> (RouteVerdict, Option<StandIn>) {
+    let losses = losses_of(lost, Kind::TenantRoute, key);
+    let verdict = route_verdict(snapshot, route, &key.0, losses);
+    let made = match (&verdict.tenant, &verdict.refused) {
+        (Some(tenant), None) => Some(stand_in(
             route,
-            ns,
-            name,
+            &key.0,
+            &key.1,
             snapshot.tenant_by_name(tenant),
-            verdict,
+            &verdict,
             kept,
-        )
-    })
+        )),
+        _ => None,
+    };
+    (verdict, made)
+}
+
+fn decide_certificate(
+    snapshot: &Snapshot,
+    cert: &TenantCertificate,
+    key: &(String, String),
+    lost: &BTreeMap<ObjectRef, Vec<Loss>>,
+) -> crate::tenant_certs::CertificateVerdict {
+    let losses = losses_of(lost, Kind::TenantCertificate, key);
+    crate::tenant_certs::verdict(snapshot, cert, &key.0, losses)
 }
 
 /// Per Tenant: usage, and the hostnames its routes and certificates lost.
@@ -560,8 +578,8 @@ fn stand_in(
     name: &str,
     tenant: Option<&Tenant>,
     verdict: &RouteVerdict,
-    previous: Option<(Option<String>, Arc<HttpRoute>)>,
-) -> (Option<String>, Arc<HttpRoute>) {
+    previous: Option<StandIn>,
+) -> StandIn {
     let parent_refs: Vec<HttpRouteParentRefs> = tenant
         .map(|t| t.spec.listeners.as_slice())
         .unwrap_or_default()

@@ -58,18 +58,16 @@ impl Memory {
     /// Called once the index and the listeners are known, before any route: forgets every
     /// route when what routes read changed.
     pub(super) fn routes_memo(&mut self, index: &Index<'_>, gateways: &Gateways) -> &mut HttpMemo {
-        if !self
+        let matches = self
             .context
             .as_ref()
-            .is_some_and(|c| c.matches(index, gateways))
-        {
+            .is_some_and(|c| c.matches(index, gateways));
+        if !matches {
             self.context = Some(RouteContext::capture(index, gateways));
             self.http.forget();
-            self.http.start();
-            self.http.forgotten = true;
-        } else {
-            self.http.start();
         }
+        self.http.start();
+        self.http.forgotten = !matches;
         &mut self.http
     }
 
@@ -108,12 +106,7 @@ impl Memory {
                 }
                 out
             }
-            _ => routes
-                .iter()
-                .map(|r| Resource::HttpRoute(r.clone()))
-                .chain(others.values().cloned())
-                .map(|r| (r.key(), r))
-                .collect(),
+            _ => super::assemble(routes.iter().cloned(), others.values().cloned()),
         };
         self.published = Some((patched.clone(), others));
         patched

@@ -30,6 +30,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -128,18 +129,25 @@ fn translate_with<'a>(
         .collect::<BTreeMap<ResourceKey, Resource>>();
     let resources = match memory {
         Some(m) => m.publish(&routes.routes, others),
-        None => routes
-            .routes
-            .into_iter()
-            .map(Resource::HttpRoute)
-            .map(|r| (r.key(), r))
-            .chain(others)
-            .collect(),
+        None => assemble(routes.routes, others.into_values()),
     };
     Translation {
         resources,
         problems,
     }
+}
+
+/// The config from scratch: the HTTPRoutes, then every other resource.
+fn assemble(
+    routes: impl IntoIterator<Item = Arc<crate::model::HttpRoute>>,
+    others: impl IntoIterator<Item = Resource>,
+) -> crate::scope::Config {
+    routes
+        .into_iter()
+        .map(Resource::HttpRoute)
+        .chain(others)
+        .map(|r| (r.key(), r))
+        .collect()
 }
 
 fn namespace_of(meta: &ObjectMeta) -> &str {
