@@ -11,7 +11,7 @@ use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// Label the EndpointSlice controller sets to tie a slice to its Service.
@@ -71,7 +71,9 @@ impl<'a> Index<'a> {
             }
         }
         let mut ix = Index::default();
-        let mut seen = BTreeSet::new();
+        // Hashed, not ordered: thousands of namespaces share long name prefixes, and
+        // comparing them was a tenth of a pass at 10,000 routes.
+        let mut seen = HashSet::new();
         // HTTPRoutes are most of the objects: gathered, then built into their map in one
         // sorted bulk load, several times faster than one insertion each at 10,000.
         let mut routes: Vec<(NsName<'a>, &'a Arc<HttpRoute>, &'a Object)> = Vec::new();

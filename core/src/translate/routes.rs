@@ -16,17 +16,24 @@ pub(super) struct Routes {
     pub routes: Vec<Arc<HttpRoute>>,
     /// Backends used by the emitted routes only.
     pub backends: Needed,
+    /// The backend the last route added used (already in `backends`).
+    last_backend: Option<crate::model::BackendKey>,
 }
 
 impl Routes {
     fn add(&mut self, output: &RouteOutput, problems: &mut Vec<Problem>) {
         problems.extend(output.problems.iter().cloned());
         if let Some(model) = &output.model {
-            // Looked up before cloning: most routes share their backends with others.
+            // Looked up before cloning: most routes share their backends with others, and
+            // routes come in namespace order, so most often with the route just before.
             for (key, target) in &output.backends {
+                if self.last_backend.as_ref() == Some(key) {
+                    continue;
+                }
                 if !self.backends.contains_key(key) {
                     self.backends.insert(key.clone(), target.clone());
                 }
+                self.last_backend = Some(key.clone());
             }
             self.routes.push(model.clone());
         }
