@@ -206,4 +206,22 @@ mod tests {
         assert_eq!(upserts, ["Backend ns/s:80", "HTTPRoute ns/new"]);
         assert_eq!(removals, ["HTTPRoute ns/old", "Backend ns/gone:80"]);
     }
+
+    /// Versions of one config share untouched nodes, and the diff skips those: every
+    /// change next to a skipped part must still be found. (imbl 6.1 lost some of them,
+    /// so a proxy could acknowledge a delta that lacked a changed route.)
+    #[test]
+    fn every_change_between_versions_sharing_nodes_is_found() {
+        let backends: Vec<Resource> = (0..2000)
+            .map(|i| backend(&format!("s{i:04}"), &["10.0.0.1:80"]))
+            .collect();
+        let base = map(&backends);
+        for changed in (0..2000).step_by(7) {
+            let mut next = base.clone();
+            let moved = backend(&format!("s{changed:04}"), &["10.0.0.2:80"]);
+            next.insert(moved.key(), moved.clone());
+            assert_eq!(diff(&base, &next).upserts, [moved], "backend {changed}");
+            assert_eq!(diff(&next, &base).upserts, [backends[changed].clone()]);
+        }
+    }
 }

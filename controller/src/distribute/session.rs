@@ -179,7 +179,7 @@ pub fn full_resync(holds: &[ResourceKey], want: &Config) -> Delta {
     let mut delta = diff(&Config::new(), want);
     delta.removals = holds
         .iter()
-        .filter(|k| !want.contains_key(k))
+        .filter(|k| !want.contains_key(*k))
         .cloned()
         .collect();
     order_removals(&mut delta.removals);
