@@ -5,7 +5,7 @@
 use crate::addresses::{Assignment, GatewayKey, Pool};
 use crate::plan::{Plan, plan_remembering};
 use crate::provision::Resolution;
-use crate::status::{self, ProxyAcks, Statuses};
+use crate::status::{self, ProxyAcks, RouteStatusMemo, Statuses};
 use crate::tenancy::{self, Tenancy, TenancyObjects};
 use crate::tenant_certs;
 use crate::watch::PolicyChanges;
@@ -178,21 +178,18 @@ impl Pass {
 
 impl Planned {
     /// Every status, given what the connected proxies acknowledged. Cheap next to
-    /// [`Pass::plan`]: a new acknowledgement needs only this.
+    /// [`Pass::plan`]: a new acknowledgement needs only this. `routes` remembers the last
+    /// TenantRoute statuses, to compute again only those whose inputs moved.
     pub fn statuses(
         &self,
         tenancy_objects: &TenancyObjects,
         proxies: &[ProxyAcks<'_>],
+        routes: &mut RouteStatusMemo,
     ) -> Statuses {
         let programming = status::programmed(&self.plan, proxies);
         let mut statuses = status::compute_with(&self.objects, &self.plan, &programming);
         let programmed_routes = status::programmed_routes(&self.plan, proxies);
-        statuses.tenant_routes = status::route_statuses(
-            tenancy_objects,
-            &self.tenancy,
-            &self.plan,
-            &programmed_routes,
-        );
+        statuses.tenant_routes = routes.statuses(&self.tenancy, &self.plan, &programmed_routes);
         statuses.tenants = status::tenant_statuses(tenancy_objects, &self.tenancy);
         statuses.tenant_certificates = status::certificate_statuses(
             tenancy_objects,

@@ -47,6 +47,7 @@ impl Reporter {
         let mut current: Option<Reported> = None;
         let mut not_before = tokio::time::Instant::now();
         let mut writer = self.writer;
+        let mut routes = status::RouteStatusMemo::default();
         loop {
             let new_plan = tokio::select! {
                 r = self.plans.changed() => r.map(|()| true),
@@ -85,14 +86,14 @@ impl Reporter {
                 let (planned, tenancy_objects) = &*plan;
                 let proxies: Vec<status::ProxyAcks<'_>> =
                     connected.iter().map(status::ProxyAcks::from).collect();
-                let statuses = planned.statuses(tenancy_objects, &proxies);
+                let statuses = planned.statuses(tenancy_objects, &proxies, &mut routes);
                 // Queued, not awaited: the proxies never wait for status.
                 let queued = writer.write(statuses, &planned.objects, tenancy_objects);
-                (writer, queued)
+                (writer, routes, queued)
             })
             .await;
             let queued;
-            (writer, queued) = match done {
+            (writer, routes, queued) = match done {
                 Ok(done) => done,
                 // A bug in the status code: carried to the reconcile loop, which stops.
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

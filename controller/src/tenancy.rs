@@ -48,6 +48,10 @@ pub struct RouteVerdict {
     /// Why the whole route is not served (reason, message), if it is not.
     pub refused: Option<(&'static str, String)>,
     pub hostnames: Vec<HostnameVerdict>,
+    /// The route decided (uid, generation): its status names them, so a verdict carries
+    /// all that status reads of the route and statuses can follow the verdicts' changes.
+    pub uid: Option<String>,
+    pub generation: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -380,7 +384,11 @@ fn decide_route(
     kept: Option<StandIn>,
 ) -> (RouteVerdict, Option<StandIn>) {
     let losses = losses_of(lost, Kind::TenantRoute, key);
-    let verdict = route_verdict(snapshot, route, &key.0, losses);
+    let verdict = RouteVerdict {
+        uid: route.metadata.uid.clone(),
+        generation: route.metadata.generation.unwrap_or_default(),
+        ..route_verdict(snapshot, route, &key.0, losses)
+    };
     let made = match (&verdict.tenant, &verdict.refused) {
         (Some(tenant), None) => Some(stand_in(
             route,
@@ -486,6 +494,7 @@ fn route_verdict(
         tenant: Some(tenant),
         refused: refused_all,
         hostnames,
+        ..RouteVerdict::default()
     }
 }
 
@@ -566,7 +575,7 @@ fn refused(tenant: Option<String>, reason: &'static str, message: String) -> Rou
     RouteVerdict {
         tenant,
         refused: Some((reason, message)),
-        hostnames: Vec::new(),
+        ..RouteVerdict::default()
     }
 }
 
@@ -1048,6 +1057,142 @@ spec: {{hostnames: {list}, secretName: tls}}
             incremental_passes, 300,
             "every pass took the incremental path"
         );
+    }
+
+    #[test]
+    fn route_statuses_followed_through_changes_equal_statuses_computed_afresh() {
+        use crate::status::{ProxyAcks, RouteStatusMemo};
+        use crate::watch::PolicyChanges::Since;
+        use gatehouse_core::scope::Scope;
+        use gatehouse_policy::Change::{Applied, Deleted};
+        const HOSTNAMES: [&str; 5] = [
+            "shop.alice.example.com",
+            "*.alice.example.com",
+            "x.bob.example.com",
+            "shop.example.org",
+            "shop.carol.example.net",
+        ];
+        const NAMESPACES: [&str; 4] = ["alice-web", "bob-web", "nobody", "carol-web"];
+        let mut objects = world();
+        objects.extend(parse(&[&namespace("carol-web")]));
+        let mut tenancy_objects = TenancyObjects {
+            tenants: vec![
+                tenant("alice", "alice-web", "['*.alice.example.com']", true),
+                tenant(
+                    "bob",
+                    "bob-web",
+                    "['*.bob.example.com', '*.example.org']",
+                    true,
+                ),
+                // Granted a listener the Gateway does not have: accepted, never served.
+                crate::testing::tenant(
+                    "carol",
+                    "carol-web",
+                    "['*.carol.example.net']",
+                    "nope",
+                    true,
+                ),
+            ],
+            routes: vec![],
+            certificates: vec![],
+        };
+        let mut pass = crate::pass::Pass::new("127.0.0.10-127.0.0.20".parse().unwrap());
+        let mut memo = RouteStatusMemo::default();
+        let mut acked: Option<gatehouse_core::scope::Config> = None;
+        let mut last_plan: Option<Arc<crate::pass::Planned>> = None;
+        let mut rng = Lcg(0x5a7e);
+        // How often each Programmed reason came up: the walk must reach them all.
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for step in 0..250 {
+            let mut changes = Vec::new();
+            for _ in 0..=rng.next(2) {
+                let ns = NAMESPACES[rng.next(NAMESPACES.len())];
+                let name = format!("r{}", rng.next(4));
+                let same = |m: &ObjectMeta| {
+                    m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(&name)
+                };
+                if rng.next(4) == 0 {
+                    if let Some(i) = tenancy_objects
+                        .routes
+                        .iter()
+                        .position(|r| same(&r.metadata))
+                    {
+                        let gone = tenancy_objects.routes.remove(i);
+                        changes.push(Deleted((*gone).clone().into()));
+                    }
+                    continue;
+                }
+                // Sometimes a Service that is not there: ResolvedRefs and problems move.
+                let backend = ["web", "web", "missing"][rng.next(3)];
+                let route: TenantRoute = serde_yaml::from_str(&format!(
+                    "apiVersion: gatehouse.dev/v1alpha1
+kind: TenantRoute
+metadata: {{name: {name}, namespace: {ns}, generation: {}, uid: u{step}, creationTimestamp: '2026-02-01T00:00:0{}Z'}}
+spec:
+  hostnames: ['{}']
+  http:
+  - backendRefs: [{{name: {backend}, port: 80}}]
+",
+                    1 + rng.next(3),
+                    rng.next(4),
+                    HOSTNAMES[rng.next(HOSTNAMES.len())],
+                ))
+                .unwrap();
+                tenancy_objects.routes.retain(|r| !same(&r.metadata));
+                tenancy_objects.routes.push(route.clone().into());
+                changes.push(Applied(route.into()));
+            }
+            let planned = Arc::new(pass.plan(crate::pass::PassInputs {
+                policy: Since(changes.clone()),
+                ..crate::pass::PassInputs::new(objects.clone(), &tenancy_objects)
+            }));
+            let newest = planned.plan.translation.resources.clone();
+            // The reporter may describe this plan or still the last one, while the proxy
+            // (serving everything) acknowledged this plan, the last one, one before that,
+            // or nothing yet; or no proxy is connected.
+            for _ in 0..=rng.next(3) {
+                let described = match (&last_plan, rng.next(3)) {
+                    (Some(last), 0) => last.clone(),
+                    _ => planned.clone(),
+                };
+                let ack = match rng.next(4) {
+                    0 => Some(newest.clone()),
+                    1 => last_plan
+                        .as_ref()
+                        .map(|p| p.plan.translation.resources.clone()),
+                    2 => acked.clone(),
+                    _ => None,
+                };
+                let proxies: Vec<ProxyAcks<'_>> = match rng.next(6) {
+                    0 => vec![],
+                    _ => vec![ProxyAcks {
+                        name: "proxy".to_string(),
+                        scope: &Scope::All,
+                        acked: ack.as_ref(),
+                        rejection: None,
+                    }],
+                };
+                let followed = described.statuses(&tenancy_objects, &proxies, &mut memo);
+                let afresh =
+                    described.statuses(&tenancy_objects, &proxies, &mut RouteStatusMemo::default());
+                assert_eq!(
+                    followed.tenant_routes, afresh.tenant_routes,
+                    "step {step}, after {changes:?}"
+                );
+                for s in afresh.tenant_routes.values() {
+                    *reasons
+                        .entry(s.status.conditions[2].reason.clone())
+                        .or_default() += 1;
+                }
+                if ack.is_some() {
+                    acked = ack;
+                }
+            }
+            last_plan = Some(planned);
+        }
+        for reason in ["Programmed", "Pending", "NotAccepted", "NoListeners"] {
+            assert!(reasons.contains_key(reason), "never {reason}: {reasons:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use clap::Parser;
 use gatehouse_controller::addresses::Pool;
 use gatehouse_controller::pass::{Pass, PassInputs};
+use gatehouse_controller::status::RouteStatusMemo;
 use gatehouse_controller::tenancy::TenancyObjects;
 use gatehouse_controller::watch::PolicyChanges;
 use gatehouse_controller::writer::changed;
@@ -50,7 +51,8 @@ fn main() -> anyhow::Result<()> {
         // The first pass fills the memories (addresses, certificates, written statuses,
         // what the proxy holds); later ones meet the steady state a change meets.
         let warm = pass.plan(PassInputs::new(objects.clone(), &tenancy));
-        let mut previous = warm.statuses(&tenancy, &[]);
+        let mut routes = RouteStatusMemo::default();
+        let mut previous = warm.statuses(&tenancy, &[], &mut routes);
         let mut held = select(&warm.plan.translation.resources, &scope);
         let mut held_all = warm.plan.translation.resources.clone();
         let mut totals = Vec::new();
@@ -74,7 +76,7 @@ fn main() -> anyhow::Result<()> {
                 ..PassInputs::new(objects, &tenancy)
             });
             let t_status = Instant::now();
-            let statuses = planned.statuses(&tenancy, &[]);
+            let statuses = planned.statuses(&tenancy, &[], &mut routes);
             planned.timings.push(("status", ms_since(t_status)));
             let t1 = Instant::now();
             // What the writer serialises: only what differs from the last pass.

@@ -30,7 +30,10 @@ pub use class::ClassStatus;
 pub use gateway::{GatewayAddress, GatewayStatus, ListenerStatus, RouteKind};
 pub use listener_set::ListenerSetStatus;
 pub use route::RouteParentStatus;
-pub use tenancy::{TenantRouteStatus, TenantStatus, route_statuses, tenant_statuses};
+pub use tenancy::{
+    RouteStatusMemo, RouteStatuses, TenantRouteStatus, TenantStatus, route_statuses,
+    tenant_statuses,
+};
 pub use tenant_certs::{TenantCertificateStatus, certificate_statuses};
 
 /// A condition as the spec's `metav1.Condition`, minus `lastTransitionTime`: the writer
@@ -114,7 +117,7 @@ pub struct Statuses {
     pub grpc_routes: Vec<Named<Vec<RouteParentStatus>>>,
     /// As `routes`, for TLSRoutes.
     pub tls_routes: Vec<Named<Vec<RouteParentStatus>>>,
-    pub tenant_routes: Vec<Named<TenantRouteStatus>>,
+    pub tenant_routes: RouteStatuses,
     pub tenants: Vec<Named<TenantStatus>>,
     pub tenant_certificates: Vec<Named<TenantCertificateStatus>>,
 }
