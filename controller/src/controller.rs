@@ -258,7 +258,7 @@ impl Reconciler {
         let services: Vec<_> = objects
             .iter()
             .filter_map(|o| match o {
-                Object::Service(s) => Some(s.clone()),
+                Object::Service(s) => Some((**s).clone()),
                 _ => None,
             })
             .collect();

@@ -93,7 +93,7 @@ pub fn plan_remembering(
                 if classes.contains(gw.spec.gateway_class_name.as_str())
                     && !resolution.external.contains_key(&gateway_key(gw)) =>
             {
-                Some(gw)
+                Some(&**gw)
             }
             _ => None,
         })
@@ -127,9 +127,10 @@ pub fn plan_remembering(
         .filter_map(|o| match o {
             Object::Gateway(gw) if parameters_ref(gw).is_none() => {
                 match addresses.get(&gateway_key(gw)) {
-                    Some(Assignment::Assigned(ip)) => {
-                        Some((gateway_key(gw), Object::Gateway(with_address(gw, *ip))))
-                    }
+                    Some(Assignment::Assigned(ip)) => Some((
+                        gateway_key(gw),
+                        Object::Gateway(std::sync::Arc::new(with_address(gw, *ip))),
+                    )),
                     _ => None,
                 }
             }

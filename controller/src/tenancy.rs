@@ -667,13 +667,13 @@ fn policy_objects(objects: &[Object], tenancy: &TenancyObjects) -> Objects {
     let mut out = Objects::default();
     for o in objects {
         match o {
-            Object::Namespace(n) => out.push(PolicyObject::Namespace(n.clone())),
+            Object::Namespace(n) => out.push(PolicyObject::Namespace((**n).clone())),
             // Stand-ins are not hostname users of their own: their TenantRoute is.
             Object::HttpRoute(r) if !is_stand_in(r) => {
                 out.push(PolicyObject::HttpRoute((**r).clone()))
             }
-            Object::Gateway(g) => out.push(PolicyObject::Gateway(g.clone())),
-            Object::ReferenceGrant(g) => out.push(PolicyObject::ReferenceGrant(g.clone())),
+            Object::Gateway(g) => out.push(PolicyObject::Gateway((**g).clone())),
+            Object::ReferenceGrant(g) => out.push(PolicyObject::ReferenceGrant((**g).clone())),
             _ => {}
         }
     }

@@ -163,16 +163,17 @@ impl Caches {
 
     /// Everything cached, as the translation's input.
     pub fn objects(&self) -> Vec<Object> {
+        // The caches' own `Arc`s: a pass copies pointers, and an unchanged route is the
+        // same pointer pass after pass.
         fn all<K: Clone + Resource<DynamicType = ()>>(
             store: &Store<K>,
-            wrap: fn(K) -> Object,
+            wrap: fn(Arc<K>) -> Object,
         ) -> impl Iterator<Item = Object> {
-            store.state().into_iter().map(move |o| wrap((*o).clone()))
+            store.state().into_iter().map(wrap)
         }
         all(&self.classes, Object::GatewayClass)
             .chain(all(&self.gateways, Object::Gateway))
-            // The cache's own `Arc`: an unchanged route is the same pointer pass after pass.
-            .chain(self.routes.state().into_iter().map(Object::HttpRoute))
+            .chain(all(&self.routes, Object::HttpRoute))
             .chain(all(&self.grpc_routes, Object::GrpcRoute))
             .chain(all(&self.tls_routes, Object::TlsRoute))
             .chain(all(&self.listener_sets, Object::ListenerSet))

@@ -29,23 +29,25 @@ const TLS_ROUTE_VERSIONS: [&str; 3] = ["v1", "v1alpha3", "v1alpha2"];
 /// What the API server assumes when an object of a namespaced kind names no namespace.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// Every kind is shared: a watch cache already holds each object in an `Arc`, a pass copies
+/// the list of them each time (at 10,000 routes, 800-odd bytes inline per object made that
+/// copy tens of megabytes), and a translation that remembers routes tells an unchanged one
+/// by its pointer.
 #[derive(Clone, PartialEq)]
 pub enum Object {
-    GatewayClass(GatewayClass),
-    Gateway(Gateway),
-    /// Shared: a watch cache already holds each route in an `Arc`, and a translation that
-    /// remembers routes tells an unchanged one by its pointer.
+    GatewayClass(Arc<GatewayClass>),
+    Gateway(Arc<Gateway>),
     HttpRoute(Arc<HttpRoute>),
-    ReferenceGrant(ReferenceGrant),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    Namespace(Namespace),
-    GrpcRoute(GrpcRoute),
-    TlsRoute(TlsRoute),
+    ReferenceGrant(Arc<ReferenceGrant>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Namespace(Arc<Namespace>),
+    GrpcRoute(Arc<GrpcRoute>),
+    TlsRoute(Arc<TlsRoute>),
     /// Listeners added to a Gateway by whoever its `allowedListeners` admits.
-    ListenerSet(ListenerSet),
+    ListenerSet(Arc<ListenerSet>),
     /// Only `kubernetes.io/tls` Secrets are used (as listener certificates).
-    Secret(Secret),
+    Secret(Arc<Secret>),
 }
 
 impl fmt::Debug for Object {

@@ -76,7 +76,7 @@ pub fn resolve(
                     s.metadata.namespace.as_deref().unwrap_or_default(),
                     s.metadata.name.as_deref().unwrap_or_default(),
                 ),
-                s,
+                &**s,
             )),
             _ => None,
         })

@@ -379,7 +379,7 @@ impl<'a> Ctx<'a> {
             .iter()
             .filter_map(|o| match o {
                 Object::Gateway(gw) if classes.contains(gw.spec.gateway_class_name.as_str()) => {
-                    Some((crate::plan::gateway_key(gw), gw))
+                    Some((crate::plan::gateway_key(gw), &**gw))
                 }
                 _ => None,
             })

@@ -152,7 +152,7 @@ pub fn serve(
                     s.metadata.namespace.as_deref().unwrap_or_default(),
                     s.metadata.name.as_deref().unwrap_or_default(),
                 ),
-                s,
+                &**s,
             )),
             _ => None,
         })

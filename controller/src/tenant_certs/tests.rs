@@ -48,7 +48,7 @@ fn pem(names: &[&str], not_after: Option<(i32, u8, u8)>) -> Pem {
 }
 
 fn secret(ns: &str, name: &str, crt: &str, key: &str) -> Object {
-    Object::Secret(Secret {
+    Object::Secret(std::sync::Arc::new(Secret {
         metadata: ObjectMeta {
             namespace: Some(ns.into()),
             name: Some(name.into()),
@@ -64,7 +64,7 @@ fn secret(ns: &str, name: &str, crt: &str, key: &str) -> Object {
             .into(),
         ),
         ..Default::default()
-    })
+    }))
 }
 
 fn tenant(name: &str, namespace: &str, domains: &str) -> gatehouse_crds::Tenant {
