@@ -204,13 +204,10 @@ impl Caches {
 
     /// The tenancy objects, beside [`Caches::objects`].
     pub fn tenancy(&self) -> TenancyObjects {
-        fn all<K: Clone + Resource<DynamicType = ()>>(store: &Store<K>) -> Vec<K> {
-            store.state().into_iter().map(|o| (*o).clone()).collect()
-        }
         TenancyObjects {
-            tenants: all(&self.tenants),
+            tenants: self.tenants.state(),
             routes: self.tenant_routes.state(),
-            certificates: all(&self.tenant_certificates),
+            certificates: self.tenant_certificates.state(),
         }
     }
 }

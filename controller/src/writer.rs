@@ -8,11 +8,13 @@
 use crate::status::{Named, Statuses};
 use crate::tenancy::TenancyObjects;
 use crate::write_queue::{Desired, Target, WriteQueue};
+use foldhash::HashMap;
 use gatehouse_core::manifest::Object;
+use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use crate::write_queue::{FIELD_MANAGER, WriteError};
 
@@ -48,16 +50,13 @@ impl StatusWriter {
         let now = Timestamp::now().to_string();
         let desired = changed(&statuses, &self.previous);
         self.previous = statuses;
-        // Built on first need: when nothing changed, no status is looked up at all.
-        let mut cached: Option<Cached> = None;
+        let mut cached = Cached::new(objects, tenancy);
         self.queue.submit(desired, |d, written| {
             // What the object carries now is read for the first write after a start (its
             // transition times) and for routes (other controllers' parents); otherwise the
             // last write says it, and indexing every cached object per write is not needed.
             let current = if written.is_none() || carries_others_parents(d.target.kind) {
-                cached
-                    .get_or_insert_with(|| Cached::new(objects, tenancy))
-                    .status(&d.target, &d.id.1)
+                cached.status(&d.target, &d.id.1)
             } else {
                 Value::Null
             };
@@ -149,62 +148,76 @@ fn desired<T: Serialize>(kind: &'static str, n: &Named<T>) -> Desired {
 }
 
 /// The status each object carries in the watch caches, found by name (or uid for the
-/// tenancy kinds).
+/// tenancy kinds). Each kind is indexed on its first lookup: the first status of one new
+/// TenantRoute must not index the 20,000-odd other cached objects.
 struct Cached<'a> {
-    by_name: HashMap<(&'a str, Option<&'a str>, &'a str), &'a Object>,
+    objects: &'a [Object],
     tenancy: &'a TenancyObjects,
-    tenancy_by_uid: HashMap<(&'static str, &'a str), usize>,
+    by_kind: HashMap<&'static str, HashMap<(Option<&'a str>, &'a str), CachedObject<'a>>>,
+}
+
+#[derive(Clone, Copy)]
+enum CachedObject<'a> {
+    Core(&'a Object),
+    TenantRoute(&'a TenantRoute),
+    Tenant(&'a Tenant),
+    TenantCertificate(&'a TenantCertificate),
 }
 
 impl<'a> Cached<'a> {
     fn new(objects: &'a [Object], tenancy: &'a TenancyObjects) -> Self {
-        let by_name = objects
-            .iter()
-            .map(|o| ((o.kind(), o.namespace(), o.name()), o))
-            .collect();
-        let mut tenancy_by_uid = HashMap::new();
-        for (i, r) in tenancy.routes.iter().enumerate() {
-            if let Some(uid) = r.metadata.uid.as_deref() {
-                tenancy_by_uid.insert(("TenantRoute", uid), i);
-            }
-        }
-        for (i, t) in tenancy.tenants.iter().enumerate() {
-            if let Some(uid) = t.metadata.uid.as_deref() {
-                tenancy_by_uid.insert(("Tenant", uid), i);
-            }
-        }
-        for (i, c) in tenancy.certificates.iter().enumerate() {
-            if let Some(uid) = c.metadata.uid.as_deref() {
-                tenancy_by_uid.insert(("TenantCertificate", uid), i);
-            }
-        }
         Cached {
-            by_name,
+            objects,
             tenancy,
-            tenancy_by_uid,
+            by_kind: HashMap::default(),
         }
     }
 
-    fn status(&self, target: &Target, uid: &str) -> Value {
-        match target.kind {
-            "TenantRoute" => self
-                .tenancy_by_uid
-                .get(&("TenantRoute", uid))
-                .map(|i| to_value(&self.tenancy.routes[*i].status)),
-            "Tenant" => self
-                .tenancy_by_uid
-                .get(&("Tenant", uid))
-                .map(|i| to_value(&self.tenancy.tenants[*i].status)),
-            "TenantCertificate" => self
-                .tenancy_by_uid
-                .get(&("TenantCertificate", uid))
-                .map(|i| to_value(&self.tenancy.certificates[*i].status)),
-            kind => self
-                .by_name
-                .get(&(kind, target.namespace.as_deref(), target.name.as_str()))
-                .and_then(|o| current_status(o)),
+    fn status(&mut self, target: &Target, uid: &str) -> Value {
+        let (objects, tenancy) = (self.objects, self.tenancy);
+        let index = self
+            .by_kind
+            .entry(target.kind)
+            .or_insert_with(|| index(target.kind, objects, tenancy));
+        // The tenancy kinds are found by uid (a deleted and recreated object is another).
+        let key = match target.kind {
+            "TenantRoute" | "Tenant" | "TenantCertificate" => (None, uid),
+            _ => (target.namespace.as_deref(), target.name.as_str()),
+        };
+        match index.get(&key) {
+            Some(CachedObject::Core(o)) => current_status(o),
+            Some(CachedObject::TenantRoute(r)) => Some(to_value(&r.status)),
+            Some(CachedObject::Tenant(t)) => Some(to_value(&t.status)),
+            Some(CachedObject::TenantCertificate(c)) => Some(to_value(&c.status)),
+            None => None,
         }
         .unwrap_or(Value::Null)
+    }
+}
+
+/// The cached objects of one kind, by the key [`Cached::status`] looks them up with.
+fn index<'a>(
+    kind: &str,
+    objects: &'a [Object],
+    tenancy: &'a TenancyObjects,
+) -> HashMap<(Option<&'a str>, &'a str), CachedObject<'a>> {
+    fn by_uid<'a, T: kube::Resource>(
+        list: &'a [Arc<T>],
+        wrap: fn(&'a T) -> CachedObject<'a>,
+    ) -> HashMap<(Option<&'a str>, &'a str), CachedObject<'a>> {
+        list.iter()
+            .filter_map(|o| Some(((None, o.meta().uid.as_deref()?), wrap(o))))
+            .collect()
+    }
+    match kind {
+        "TenantRoute" => by_uid(&tenancy.routes, CachedObject::TenantRoute),
+        "Tenant" => by_uid(&tenancy.tenants, CachedObject::Tenant),
+        "TenantCertificate" => by_uid(&tenancy.certificates, CachedObject::TenantCertificate),
+        kind => objects
+            .iter()
+            .filter(|o| o.kind() == kind)
+            .map(|o| ((o.namespace(), o.name()), CachedObject::Core(o)))
+            .collect(),
     }
 }
 
@@ -339,5 +352,61 @@ mod tests {
         // The route's backend goes away: its status changes, the others do not.
         let after = statuses(&[CLASS, &gateway, &route]);
         assert_eq!(kinds(&changed(&after, &before)), ["HTTPRoute"]);
+    }
+
+    #[test]
+    fn what_objects_carry_is_found_by_name_or_for_tenancy_kinds_by_uid() {
+        use crate::testing::*;
+        let mut objects = parse(&[CLASS, &gateway("infra", "shared", 8080, "")]);
+        let Object::Gateway(gw) = &mut objects[1] else {
+            panic!("the second object is the Gateway")
+        };
+        Arc::make_mut(gw).status = serde_json::from_value(json!({
+            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                "message": "", "lastTransitionTime": "2020-01-01T00:00:00Z"}]
+        }))
+        .unwrap();
+        let mut route: TenantRoute = serde_yaml::from_str(
+            "apiVersion: gatehouse.dev/v1alpha1
+kind: TenantRoute
+metadata: {name: web, namespace: alice-web, uid: uid-web}
+spec: {hostnames: [shop.example.com], rules: []}
+",
+        )
+        .unwrap();
+        route.status = serde_json::from_value(json!({
+            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                "message": "", "lastTransitionTime": "2021-01-01T00:00:00Z"}]
+        }))
+        .unwrap();
+        let tenancy = TenancyObjects {
+            routes: vec![Arc::new(route)],
+            ..Default::default()
+        };
+        let mut cached = Cached::new(&objects, &tenancy);
+        let target = |kind, ns: Option<&str>, name: &str| Target {
+            kind,
+            namespace: ns.map(str::to_string),
+            name: name.to_string(),
+        };
+        let gw = cached.status(&target("Gateway", Some("infra"), "shared"), "any");
+        assert_eq!(
+            gw["conditions"][0]["lastTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            cached.status(&target("Gateway", Some("other"), "shared"), "any"),
+            Value::Null
+        );
+        let web = target("TenantRoute", Some("alice-web"), "web");
+        assert_eq!(
+            cached.status(&web, "uid-web")["conditions"][0]["lastTransitionTime"],
+            "2021-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            cached.status(&web, "uid-of-a-recreated-web"),
+            Value::Null,
+            "another object of the same name carries nothing yet"
+        );
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::hostnames::{normalize, parent_suffixes};
 use crate::snapshot::TenantId;
+use foldhash::HashMap;
 use gatehouse_crds::Tenant;
-use std::collections::HashMap;
 
 /// How a claim relates to the hostname asked about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use crate::claims::ClaimIndex;
 use crate::object::{Kind, Object, ObjectRef, Seniority};
 use crate::tenancy::{TenancyIndex, labels, namespace_name};
 use crate::usage::UsageIndex;
+use foldhash::HashMap;
 use gatehouse_crds::{Tenant, TenantCertificate, TenantRoute};
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -12,7 +13,7 @@ use gateway_api::experimental::listenersets::ListenerSet;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::Namespace;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Position of a Tenant in [`Snapshot::tenants`], which is sorted oldest first: a lower id
@@ -113,7 +114,7 @@ impl Snapshot {
         let tenancy = TenancyIndex::build(&tenants, &objects.namespaces);
         let claims = ClaimIndex::build(&tenants);
         let usage = UsageIndex::build(&objects, &tenancy, tenants.len());
-        let mut grants_by_namespace: HashMap<String, Vec<ReferenceGrant>> = HashMap::new();
+        let mut grants_by_namespace: HashMap<String, Vec<ReferenceGrant>> = HashMap::default();
         for grant in objects.reference_grants {
             let ns = grant.metadata.namespace.clone().unwrap_or_default();
             grants_by_namespace.entry(ns).or_default().push(grant);

@@ -2,9 +2,10 @@
 
 use crate::selector::selects;
 use crate::snapshot::TenantId;
+use foldhash::HashMap;
 use gatehouse_crds::Tenant;
 use k8s_openapi::api::core::v1::Namespace;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 pub(crate) struct TenancyIndex {
     by_listed_name: HashMap<String, Vec<TenantId>>,
@@ -13,7 +14,7 @@ pub(crate) struct TenancyIndex {
 
 impl TenancyIndex {
     pub fn build(tenants: &[Tenant], namespaces: &[Namespace]) -> Self {
-        let mut by_listed_name: HashMap<String, Vec<TenantId>> = HashMap::new();
+        let mut by_listed_name: HashMap<String, Vec<TenantId>> = HashMap::default();
         for (id, tenant) in tenants.iter().enumerate() {
             for name in &tenant.spec.namespaces.names {
                 push_unique(by_listed_name.entry(name.clone()).or_default(), id);
@@ -22,14 +23,14 @@ impl TenancyIndex {
 
         // Most selectors are a single matchLabels pair; indexing namespaces by label pair
         // keeps the build near-linear instead of tenants × namespaces.
-        let mut by_label: HashMap<(&str, &str), Vec<&Namespace>> = HashMap::new();
+        let mut by_label: HashMap<(&str, &str), Vec<&Namespace>> = HashMap::default();
         for ns in namespaces {
             for (k, v) in ns.metadata.labels.iter().flatten() {
                 by_label.entry((k, v)).or_default().push(ns);
             }
         }
 
-        let mut by_namespace: HashMap<String, Vec<TenantId>> = HashMap::new();
+        let mut by_namespace: HashMap<String, Vec<TenantId>> = HashMap::default();
         for ns in namespaces {
             let name = namespace_name(ns);
             let listed = by_listed_name.get(name).cloned().unwrap_or_default();

@@ -9,6 +9,7 @@ use gatehouse_core::model::Delta;
 use gatehouse_proxy::table::Table;
 use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::sync::Arc;
 
 const GATEWAY: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -67,19 +68,21 @@ fn secret(ns: &str, name: &str, crt: &str, key: &str) -> Object {
     }))
 }
 
-fn tenant(name: &str, namespace: &str, domains: &str) -> gatehouse_crds::Tenant {
-    crate::testing::tenant(name, namespace, domains, "https", false)
+fn tenant(name: &str, namespace: &str, domains: &str) -> Arc<gatehouse_crds::Tenant> {
+    Arc::new(crate::testing::tenant(
+        name, namespace, domains, "https", false,
+    ))
 }
 
-fn tenant_cert(ns: &str, name: &str, hostnames: &str, secret: &str) -> TenantCertificate {
-    serde_yaml::from_str(&format!(
+fn tenant_cert(ns: &str, name: &str, hostnames: &str, secret: &str) -> Arc<TenantCertificate> {
+    Arc::new(serde_yaml::from_str(&format!(
         "apiVersion: gatehouse.dev/v1alpha1
 kind: TenantCertificate
 metadata: {{name: {name}, namespace: {ns}, generation: 2, uid: uid-{name}, creationTimestamp: '2026-02-01T00:00:00Z'}}
 spec: {{hostnames: {hostnames}, secretName: {secret}}}
 "
     ))
-    .unwrap()
+    .unwrap())
 }
 
 struct World {
@@ -440,7 +443,8 @@ fn a_broken_secret_keeps_the_last_good_certificate_until_the_process_restarts() 
 #[test]
 fn a_tenant_granted_no_https_listener_serves_nothing_and_says_why() {
     let mut world = world();
-    world.tenancy.tenants[0].spec.listeners[0].section_names = vec!["http".into()];
+    Arc::make_mut(&mut world.tenancy.tenants[0]).spec.listeners[0].section_names =
+        vec!["http".into()];
     let good = pem(&["shop.example.com"], None);
     world
         .objects

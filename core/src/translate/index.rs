@@ -2,6 +2,7 @@
 
 use super::{GATEWAY_GROUP, Problem, name_of, namespace_of};
 use crate::manifest::Object;
+use foldhash::HashSet;
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
 use gateway_api::experimental::grpcroutes::GrpcRoute;
@@ -11,7 +12,7 @@ use gateway_api::experimental::referencegrants::ReferenceGrant;
 use gateway_api::experimental::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Label the EndpointSlice controller sets to tie a slice to its Service.
@@ -26,7 +27,9 @@ type NsName<'a> = (&'a str, &'a str);
 pub(super) struct Index<'a> {
     pub classes: BTreeMap<&'a str, &'a GatewayClass>,
     pub gateways: BTreeMap<NsName<'a>, &'a Gateway>,
-    pub routes: BTreeMap<NsName<'a>, &'a Arc<HttpRoute>>,
+    /// In (namespace, name) order, one per name; only ever walked in order, so a sorted
+    /// list rather than a map built again every pass.
+    pub routes: Vec<(NsName<'a>, &'a Arc<HttpRoute>)>,
     pub grpc_routes: BTreeMap<NsName<'a>, &'a GrpcRoute>,
     pub tls_routes: BTreeMap<NsName<'a>, &'a TlsRoute>,
     pub listener_sets: BTreeMap<NsName<'a>, &'a ListenerSet>,
@@ -73,7 +76,7 @@ impl<'a> Index<'a> {
         let mut ix = Index::default();
         // Hashed, not ordered: thousands of namespaces share long name prefixes, and
         // comparing them was a tenth of a pass at 10,000 routes.
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         // HTTPRoutes are most of the objects: gathered, then built into their map in one
         // sorted bulk load, several times faster than one insertion each at 10,000.
         let mut routes: Vec<(NsName<'a>, &'a Arc<HttpRoute>, &'a Object)> = Vec::new();
@@ -122,15 +125,14 @@ impl<'a> Index<'a> {
         }
         // Stable: of two routes with one name, the first given stays first, and is kept.
         routes.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut kept: Vec<(NsName<'a>, &'a Arc<HttpRoute>)> = Vec::with_capacity(routes.len());
+        ix.routes.reserve(routes.len());
         for (key, route, object) in routes {
-            if kept.last().is_some_and(|(last, _)| *last == key) {
+            if ix.routes.last().is_some_and(|(last, _)| *last == key) {
                 problems.push(duplicate(object));
             } else {
-                kept.push((key, route));
+                ix.routes.push((key, route));
             }
         }
-        ix.routes = kept.into_iter().collect();
         ix
     }
 
