@@ -94,9 +94,13 @@ fn non_empty(sp: &ServicePort) -> Option<String> {
     sp.name.clone().filter(|n| !n.is_empty())
 }
 
-pub(super) fn emit(index: &Index<'_>, needed: &Needed) -> Vec<Backend> {
+/// One `Backend` per needed key; a key given twice yields the same `Backend` twice.
+pub(super) fn emit<'n>(
+    index: &Index<'_>,
+    needed: impl IntoIterator<Item = (&'n BackendKey, &'n Target)>,
+) -> Vec<Backend> {
     needed
-        .iter()
+        .into_iter()
         .map(|(key, t)| {
             let slices = index
                 .slices

@@ -7,12 +7,13 @@
 //! Tenants change routes all day and admins rarely change Gateways, so at 10,000 routes
 //! one changed route costs a comparison per route instead of a conversion per route.
 
+use super::backends::Target;
 use super::index::Index;
 use super::listeners::{GatewayView, Gateways};
 use super::routes::RouteOutput;
 use super::{TranslateOptions, Translation};
 use crate::manifest::Object;
-use crate::model::{HttpRoute, Resource, ResourceKey, RouteKey};
+use crate::model::{BackendKey, HttpRoute, Resource, ResourceKey, RouteKey};
 use crate::scope::Config;
 use gateway_api::experimental::httproutes::HttpRoute as RouteObject;
 use gateway_api::experimental::referencegrants::ReferenceGrantSpec;
@@ -55,6 +56,11 @@ pub(super) struct Memory {
 }
 
 impl Memory {
+    /// The backends the remembered HTTPRoutes use, each once.
+    pub(super) fn http_backends(&self) -> impl Iterator<Item = (&BackendKey, &Target)> {
+        self.http.backends.iter().map(|(k, (t, _))| (k, t))
+    }
+
     /// Called once the index and the listeners are known, before any route: forgets every
     /// route when what routes read changed.
     pub(super) fn routes_memo(&mut self, index: &Index<'_>, gateways: &Gateways) -> &mut HttpMemo {
@@ -128,6 +134,10 @@ pub(super) struct HttpMemo {
     converted_keys: Vec<(NsName, Option<Arc<HttpRoute>>)>,
     /// Routes remembered last call and gone in this one.
     gone: Vec<NsName>,
+    /// The backends the remembered routes' models use, with how many use each: kept up
+    /// as routes are converted and dropped, so that an unchanged route costs no backend
+    /// bookkeeping.
+    backends: BTreeMap<BackendKey, (Target, usize)>,
 }
 
 /// A route's (namespace, name).
@@ -143,6 +153,7 @@ struct Entry {
 impl HttpMemo {
     fn forget(&mut self) {
         self.last.clear();
+        self.backends.clear();
         self.cursor = 0;
     }
 
@@ -155,6 +166,16 @@ impl HttpMemo {
         route: &Arc<RouteObject>,
         convert: impl FnOnce() -> RouteOutput,
     ) {
+        // Most routes are the very object remembered at the cursor: one pointer comparison,
+        // no string comparison (the same object has the same key).
+        if let Some(slot) = self.last.get_mut(self.cursor)
+            && slot.as_ref().is_some_and(|e| Arc::ptr_eq(&e.input, route))
+        {
+            let entry = slot.take();
+            self.cursor += 1;
+            self.next.push(entry);
+            return;
+        }
         while self.last.get(self.cursor).is_some_and(|e| {
             e.as_ref()
                 .is_none_or(|e| (e.namespace.as_str(), e.name.as_str()) < (ns, name))
@@ -173,6 +194,12 @@ impl HttpMemo {
             None => {
                 self.converted += 1;
                 let output = convert();
+                for (key, target) in &output.backends {
+                    self.backends
+                        .entry(key.clone())
+                        .or_insert_with(|| (target.clone(), 0))
+                        .1 += 1;
+                }
                 self.converted_keys
                     .push(((ns.to_string(), name.to_string()), output.model.clone()));
                 Entry {
@@ -188,12 +215,18 @@ impl HttpMemo {
 
     /// After the last route: what was not remembered again is gone; the outputs in order.
     pub(super) fn finish(&mut self) -> impl Iterator<Item = &RouteOutput> {
-        self.gone = self
-            .last
-            .iter()
-            .flatten()
-            .map(|e| (e.namespace.clone(), e.name.clone()))
-            .collect();
+        self.gone.clear();
+        for e in self.last.iter().flatten() {
+            self.gone.push((e.namespace.clone(), e.name.clone()));
+            for key in e.output.backends.keys() {
+                if let Some((_, uses)) = self.backends.get_mut(key) {
+                    *uses -= 1;
+                    if *uses == 0 {
+                        self.backends.remove(key);
+                    }
+                }
+            }
+        }
         self.last = std::mem::take(&mut self.next);
         self.cursor = 0;
         self.last.iter().flatten().map(|e| &e.output)

@@ -109,8 +109,13 @@ fn translate_with<'a>(
         .map(|m| m.routes_memo(&index, &gateways));
     let mut routes = routes::translate(&index, &gateways, &mut problems, memo);
     let mut other = other_routes::translate(&index, &gateways, &mut problems);
-    routes.backends.append(&mut other.backends);
-    let backends = backends::emit(&index, &routes.backends);
+    let backends = match memory.as_deref() {
+        Some(m) => backends::emit(&index, m.http_backends().chain(&other.backends)),
+        None => {
+            routes.backends.append(&mut other.backends);
+            backends::emit(&index, &routes.backends)
+        }
+    };
 
     let others = gateways
         .listeners

@@ -14,7 +14,8 @@ use std::sync::Arc;
 #[derive(Default)]
 pub(super) struct Routes {
     pub routes: Vec<Arc<HttpRoute>>,
-    /// Backends used by the emitted routes only.
+    /// Backends used by the emitted routes only (empty from a remembering translation,
+    /// whose memo counts them: [`super::incremental::HttpMemo::backends`]).
     pub backends: Needed,
     /// The backend the last route added used (already in `backends`).
     last_backend: Option<crate::model::BackendKey>,
@@ -22,8 +23,8 @@ pub(super) struct Routes {
 
 impl Routes {
     fn add(&mut self, output: &RouteOutput, problems: &mut Vec<Problem>) {
-        problems.extend(output.problems.iter().cloned());
-        if let Some(model) = &output.model {
+        self.add_model(output, problems);
+        if output.model.is_some() {
             // Looked up before cloning: most routes share their backends with others, and
             // routes come in namespace order, so most often with the route just before.
             for (key, target) in &output.backends {
@@ -35,6 +36,13 @@ impl Routes {
                 }
                 self.last_backend = Some(key.clone());
             }
+        }
+    }
+
+    /// The model and problems only: a remembering translation counts backends itself.
+    fn add_model(&mut self, output: &RouteOutput, problems: &mut Vec<Problem>) {
+        problems.extend(output.problems.iter().cloned());
+        if let Some(model) = &output.model {
             self.routes.push(model.clone());
         }
     }
@@ -72,7 +80,7 @@ pub(super) fn translate(
                 memo.remember(key.0, key.1, route, || convert(key, route));
             }
             for output in memo.finish() {
-                out.add(output, problems);
+                out.add_model(output, problems);
             }
         }
     }
