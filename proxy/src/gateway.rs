@@ -4,7 +4,7 @@
 use crate::filters::{self, RedirectInput};
 use crate::mirror;
 use crate::store::ConfigStore;
-use crate::table::compiled::{RequestView, RouteKind};
+use crate::table::compiled::{RequestHeaders, RequestView, RouteKind};
 use crate::table::{BackendState, Entry, Misdirected, Table};
 use crate::tls::ServerNameSeen;
 use crate::tunnel;
@@ -288,7 +288,7 @@ impl ProxyHttp for Gateway {
             method: &req.method,
             path: req.uri.path(),
             query: req.uri.query(),
-            headers: &req.headers,
+            headers: RequestHeaders::Map(&req.headers),
         };
         let Some(entry) = table.route(&listener.key, &host, &view) else {
             return respond(session, 404, "no route\n").await;

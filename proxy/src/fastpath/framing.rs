@@ -1,6 +1,9 @@
 //! HTTP/1.1 message framing for the fast path: which requests it may take, where a
 //! response body ends. Pure functions over bytes, so every edge is unit-tested.
 
+use bytes::BytesMut;
+use smallvec::SmallVec;
+
 /// Headers whose presence sends a request to the general (Pingora) path: hop-by-hop
 /// headers the fast path would have to interpret or strip, and anything announcing a body
 /// or a protocol switch.
@@ -141,8 +144,25 @@ pub struct ResponseHead {
     pub framing: BodyFraming,
     /// The upstream connection may carry another request after this response.
     pub reusable: bool,
-    /// `None`: forward the head as received; otherwise the head without hop-by-hop headers.
-    pub rewritten: Option<Vec<u8>>,
+    /// The lines of hop-by-hop headers, in order, line endings included: removed before
+    /// the head goes downstream (see [`ResponseHead::strip_hop_by_hop`]).
+    pub hop_by_hop_lines: SmallVec<[std::ops::Range<usize>; 2]>,
+}
+
+impl ResponseHead {
+    /// Removes the hop-by-hop lines from the head at the start of `buf`, in place (what
+    /// follows the head moves up), and returns the new head length. The rest of the head
+    /// goes downstream byte for byte as the upstream sent it.
+    pub fn strip_hop_by_hop(&self, buf: &mut BytesMut) -> usize {
+        let mut head_len = self.head_len;
+        // From the last line back, so that the earlier ranges stay where they were.
+        for line in self.hop_by_hop_lines.iter().rev() {
+            buf.copy_within(line.end.., line.start);
+            buf.truncate(buf.len() - line.len());
+            head_len -= line.len();
+        }
+        head_len
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -173,7 +193,7 @@ pub fn response_head(buf: &[u8]) -> Result<Option<ResponseHead>, ResponseError> 
     let mut reusable = resp.version == Some(1);
     let mut length = None;
     let mut chunked = false;
-    let mut hop_by_hop = false;
+    let mut hop_by_hop_lines = SmallVec::new();
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
@@ -193,7 +213,7 @@ pub fn response_head(buf: &[u8]) -> Result<Option<ResponseHead>, ResponseError> 
             .iter()
             .any(|n| h.name.eq_ignore_ascii_case(n))
         {
-            hop_by_hop = true;
+            hop_by_hop_lines.push(line_of(buf, h));
             if h.name.eq_ignore_ascii_case("connection") {
                 for token in h.value.split(|b| *b == b',') {
                     let token = token.trim_ascii();
@@ -217,31 +237,12 @@ pub fn response_head(buf: &[u8]) -> Result<Option<ResponseHead>, ResponseError> 
         reusable = false;
         BodyFraming::UntilClose
     };
-    let rewritten = hop_by_hop.then(|| {
-        let mut out = Vec::with_capacity(head_len);
-        let status_line_end = buf.iter().position(|b| *b == b'\n').unwrap_or(0) + 1;
-        out.extend_from_slice(&buf[..status_line_end]);
-        for h in resp.headers.iter() {
-            if RESPONSE_HOP_BY_HOP
-                .iter()
-                .any(|n| h.name.eq_ignore_ascii_case(n))
-            {
-                continue;
-            }
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        out
-    });
     Ok(Some(ResponseHead {
         status,
         head_len,
         framing,
         reusable,
-        rewritten,
+        hop_by_hop_lines,
     }))
 }
 
@@ -410,7 +411,7 @@ mod tests {
         let r = head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
         assert_eq!((r.framing, r.reusable), (BodyFraming::Length(5), true));
         assert_eq!(r.head_len, 38);
-        assert!(r.rewritten.is_none(), "nothing to strip: forwarded as is");
+        assert!(r.hop_by_hop_lines.is_empty(), "nothing to strip");
         let r = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n");
         assert_eq!(r.framing, BodyFraming::Chunked);
         let r = head("HTTP/1.1 200 OK\r\n\r\n");
@@ -442,13 +443,17 @@ mod tests {
 
     #[test]
     fn hop_by_hop_response_headers_are_stripped_and_close_is_honoured() {
-        let raw = "HTTP/1.1 200 OK\r\nConnection: close\r\nx-a: 1\r\nKeep-Alive: timeout=5\r\ncontent-length: 0\r\n\r\n";
+        let raw = "HTTP/1.1 200 OK\r\nConnection: close\r\nx-a: 1\r\nKeep-Alive: timeout=5\r\ncontent-length: 2\r\nupgrade: h2c\n\r\nhi";
         let r = response_head(raw.as_bytes()).unwrap().unwrap();
         assert!(!r.reusable);
+        let mut buf = BytesMut::from(raw);
+        let head_len = r.strip_hop_by_hop(&mut buf);
         assert_eq!(
-            String::from_utf8(r.rewritten.unwrap()).unwrap(),
-            "HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n"
+            std::str::from_utf8(&buf).unwrap(),
+            "HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 2\r\n\r\nhi",
+            "the body moves up with the head"
         );
+        assert_eq!(head_len, buf.len() - 2);
     }
 
     #[test]

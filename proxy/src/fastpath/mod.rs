@@ -19,13 +19,13 @@ pub mod pool;
 use crate::gateway::{normalise_host, pick_weighted, strip_port};
 use crate::store::ConfigStore;
 use crate::table::BackendState;
-use crate::table::compiled::{CompiledRoute, RequestView, RouteKind};
+use crate::table::compiled::{CompiledRoute, RequestHeaders, RequestView, RouteKind};
 use bytes::{Buf, BytesMut};
 use framing::{BodyFraming, ChunkedScanner, MAX_HEADERS, RequestHead, response_head};
 use gatehouse_core::model::{
     AppProtocol, BackendTarget, ListenerProtocol, Timeouts, WeightedBackend,
 };
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::Method;
 use pingora_core::server::ShutdownWatch;
 use pool::UpstreamPool;
 use std::net::SocketAddr;
@@ -35,9 +35,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A request head must arrive within this long, and a keep-alive connection may idle this
-/// long between requests.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection that completes no request in a whole window closes: a keep-alive
+/// connection idle, or a request head trickling in, for between one and two windows.
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
 /// Larger heads go to the general path, which has its own limit and error.
 const MAX_HEAD: usize = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,7 +112,15 @@ impl FastPath {
         let mut buf = BytesMut::with_capacity(4096);
         // The upstream response passes through this buffer, kept for the connection's life.
         let mut response = BytesMut::with_capacity(READ_CHUNK);
-        let mut shutdown = shutdown.clone();
+        // One timer and one shutdown wait for the connection's life, not one per read: a
+        // timer armed and cancelled per request costs more than the rest of the request's
+        // user-space work. The timer is re-armed when it fires after a request was served.
+        let idle = tokio::time::sleep(IDLE_WINDOW);
+        tokio::pin!(idle);
+        let mut served_in_window = false;
+        let mut stop = shutdown.clone();
+        let stopping = stop.changed();
+        tokio::pin!(stopping);
         loop {
             let plan = loop {
                 match decide(&self.store, &buf, local, server_name) {
@@ -125,12 +133,20 @@ impl FastPath {
                     return None;
                 }
                 let read = tokio::select! {
-                    read = tokio::time::timeout(HEAD_TIMEOUT, down.read_buf(&mut buf)) => read,
-                    _ = shutdown.changed(), if buf.is_empty() => return None,
+                    biased;
+                    read = down.read_buf(&mut buf) => read,
+                    _ = &mut stopping, if buf.is_empty() => return None,
+                    () = &mut idle => {
+                        if !std::mem::take(&mut served_in_window) {
+                            return None;
+                        }
+                        idle.as_mut().reset(tokio::time::Instant::now() + IDLE_WINDOW);
+                        continue;
+                    }
                 };
                 match read {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
-                    Ok(Ok(_)) => {}
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
                 }
             };
             let head = &buf[..plan.head_len];
@@ -141,6 +157,7 @@ impl FastPath {
             let outcome = self.forward(&mut down, &head, &plan, &mut response).await;
             buf.advance(plan.head_len);
             self.served.fetch_add(1, Ordering::Relaxed);
+            served_in_window = true;
             match outcome {
                 Forwarded::KeepAlive if !*shutdown.borrow() => {}
                 _ => {
@@ -243,9 +260,6 @@ fn decide(
         Some((p, q)) => (p, Some(q)),
         None => (get.target, None),
     };
-    let Some(header_map) = header_map(get.headers) else {
-        return Decision::General;
-    };
     let table = store.snapshot();
     // Misdirected requests get their 421 from the general path.
     let Ok(Some(listener)) = table.request_listener(local, &host, server_name) else {
@@ -262,7 +276,7 @@ fn decide(
         method: &Method::GET,
         path,
         query,
-        headers: &header_map,
+        headers: RequestHeaders::Parsed(get.headers),
     };
     let Some(entry) = table.route(&listener.key, &host, &view) else {
         return Decision::General;
@@ -299,18 +313,6 @@ fn decide(
         backend: backend.clone(),
         route: entry.route.clone(),
     })
-}
-
-/// The request's headers for route matching (header matches see them as the general path
-/// would).
-fn header_map(headers: &[httparse::Header<'_>]) -> Option<HeaderMap> {
-    let mut map = HeaderMap::with_capacity(headers.len());
-    for h in headers {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
-        map.append(name, value);
-    }
-    Some(map)
 }
 
 /// The first line of a request head, for the access log.
@@ -372,12 +374,12 @@ async fn relay<S: AsyncWrite + Unpin>(
     let head = loop {
         match response_head(buf) {
             Ok(Some(head)) if head.status < 200 => {
-                let bytes = head.rewritten.as_deref().unwrap_or(&buf[..head.head_len]);
-                down.write_all(bytes)
+                let head_len = head.strip_hop_by_hop(buf);
+                down.write_all(&buf[..head_len])
                     .await
                     .map_err(|_| RelayError::Midway)?;
                 sent_any = true;
-                buf.advance(head.head_len);
+                buf.advance(head_len);
                 continue;
             }
             Ok(Some(head)) => break head,
@@ -404,23 +406,22 @@ async fn relay<S: AsyncWrite + Unpin>(
             Err(e) => return Err(RelayError::Failed(e.to_string())),
         }
     };
-    // The head and whatever body arrived with it go out in one write.
+    // The head and whatever body arrived with it go out in one write, from the buffer they
+    // arrived in.
+    let head_len = head.strip_hop_by_hop(buf);
     let mut body = Body::new(head.framing);
-    let body_start = head.head_len;
-    let (end, done) = body.take(&buf[body_start..]).map_err(RelayError::Failed)?;
-    let mut out = Vec::with_capacity(head.head_len + end);
-    let head_bytes = head.rewritten.as_deref().unwrap_or(&buf[..head.head_len]);
-    match head_bytes.strip_suffix(b"\r\n") {
+    let (end, done) = body.take(&buf[head_len..]).map_err(RelayError::Failed)?;
+    let mut extra = buf.len() > head_len + end;
+    let written = match buf[..head_len].strip_suffix(b"\r\n") {
         // Says that this connection closes after the response, as the client asked.
         Some(fields) if close => {
-            out.extend_from_slice(fields);
-            out.extend_from_slice(b"connection: close\r\n\r\n");
+            let body = &buf[head_len..head_len + end];
+            let out = [fields, b"connection: close\r\n\r\n", body].concat();
+            down.write_all(&out).await
         }
-        _ => out.extend_from_slice(head_bytes),
-    }
-    out.extend_from_slice(&buf[body_start..body_start + end]);
-    let mut extra = buf.len() > body_start + end;
-    down.write_all(&out).await.map_err(|_| RelayError::Midway)?;
+        _ => down.write_all(&buf[..head_len + end]).await,
+    };
+    written.map_err(|_| RelayError::Midway)?;
     let mut complete = done;
     while !complete {
         buf.clear();

@@ -91,7 +91,43 @@ pub struct RequestView<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
+    pub headers: RequestHeaders<'a>,
+}
+
+/// A request's headers: the general path's map, or the fast path's parse of the head, read
+/// in place because most routes match no header and building a map per request would cost
+/// more than the lookup.
+#[derive(Clone, Copy)]
+pub enum RequestHeaders<'a> {
+    Map(&'a HeaderMap),
+    Parsed(&'a [httparse::Header<'a>]),
+}
+
+impl RequestHeaders<'_> {
+    /// Whether a value of header `name` satisfies `want`. Values that are not visible ASCII
+    /// never match, in both forms (as `HeaderValue::to_str` has it).
+    fn any_value(&self, name: &HeaderName, want: &StringMatcher) -> bool {
+        match self {
+            RequestHeaders::Map(map) => map
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| want.is_match(v)),
+            RequestHeaders::Parsed(headers) => headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+                .filter_map(|h| visible_ascii(h.value))
+                .any(|v| want.is_match(v)),
+        }
+    }
+}
+
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|b| *b == b'\t' || (0x20..0x7f).contains(b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 /// Sort key giving the spec's precedence between matches that share a hostname:
@@ -123,13 +159,10 @@ impl CompiledMatch {
         };
         path_ok
             && self.method.as_ref().is_none_or(|m| m == req.method)
-            && self.headers.iter().all(|(name, want)| {
-                req.headers
-                    .get_all(name)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .any(|v| want.is_match(v))
-            })
+            && self
+                .headers
+                .iter()
+                .all(|(name, want)| req.headers.any_value(name, want))
             && self.query_params.iter().all(|(name, want)| {
                 first_query_value(req.query, name).is_some_and(|v| want.is_match(&v))
             })
@@ -359,11 +392,63 @@ mod tests {
             method: &Method::GET,
             path,
             query: None,
-            headers: &headers,
+            headers: RequestHeaders::Map(&headers),
         };
         assert!(m.is_match(&view("/v2/items")));
         assert!(!m.is_match(&view("/v2/items/extra")));
         assert!(!m.is_match(&view("/x/v2/items")));
+    }
+
+    #[test]
+    fn header_matches_read_a_parsed_head_as_they_read_a_header_map() {
+        let m = compile_match(
+            &RouteKey::from("ns/r"),
+            "m",
+            &HttpMatch {
+                headers: vec![gatehouse_core::model::HeaderMatch {
+                    name: "X-Env".into(),
+                    value: StringMatch::RegularExpression("^(canary|beta)$".into()),
+                }],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (head, want) in [
+            ("x-env: canary", true),
+            ("X-ENV: beta", true),
+            ("x-env: prod\r\nx-env: canary", true),
+            ("x-env: prod", false),
+            ("x-other: canary", false),
+            ("x-env: can\u{e9}ry", false),
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nhost: h\r\n{head}\r\n\r\n");
+            let mut parsed = [httparse::EMPTY_HEADER; 8];
+            let mut req = httparse::Request::new(&mut parsed);
+            req.parse(raw.as_bytes()).unwrap();
+            let mut map = HeaderMap::new();
+            for h in req.headers.iter() {
+                map.append(
+                    http::HeaderName::from_bytes(h.name.as_bytes()).unwrap(),
+                    http::HeaderValue::from_bytes(h.value).unwrap(),
+                );
+            }
+            let view = |headers| RequestView {
+                method: &Method::GET,
+                path: "/",
+                query: None,
+                headers,
+            };
+            assert_eq!(
+                m.is_match(&view(RequestHeaders::Parsed(req.headers))),
+                want,
+                "parsed {head:?}"
+            );
+            assert_eq!(
+                m.is_match(&view(RequestHeaders::Map(&map))),
+                want,
+                "map {head:?}"
+            );
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn compile_grpc(route: &GrpcRoute) -> Result<CompiledRoute, CompileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::compiled::RequestView;
+    use crate::table::compiled::{RequestHeaders, RequestView};
     use gatehouse_core::model::{GrpcMethodMatch, GrpcRule};
     use http::{HeaderMap, Method};
 
@@ -147,7 +147,7 @@ mod tests {
             method: &Method::POST,
             path,
             query: None,
-            headers: &headers,
+            headers: RequestHeaders::Map(&headers),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Table behaviour: apply deltas, then ask which route a request lands on.
 
 use super::*;
+use crate::table::compiled::RequestHeaders;
 use gatehouse_core::model::{
     BackendKey, BackendTarget, HttpMatch, HttpRoute, HttpRule, ListenerProtocol, PathMatch,
     WeightedBackend,
@@ -67,7 +68,7 @@ fn lookup(table: &Table, host: &str, path: &str) -> Option<String> {
         method: &Method::GET,
         path,
         query: None,
-        headers: &headers,
+        headers: RequestHeaders::Map(&headers),
     };
     let listener = table.select_listener(SOCKET.parse().unwrap(), host)?;
     let entry = table.route(&listener.key, host, &req)?;
