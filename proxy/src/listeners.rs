@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Sockets that failed to bind (address in use, no permission) are tried again this often.
@@ -220,11 +220,6 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let mut stream = L4Stream::from(tcp);
-        let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
-        // Read once here and kept by the digest, where the general path finds it too.
-        let local = digest.local_addr().and_then(|a| a.as_inet()).copied();
-        stream.set_socket_digest(digest);
         let app = app.clone();
         let fast = fast.clone();
         let shutdown = shutdown.clone();
@@ -235,27 +230,53 @@ async fn accept_loop<A: ServerApp + Send + Sync + 'static>(
             .filter(|t| t.store.snapshot().socket_is_tls(t.bound))
             .cloned();
         tokio::spawn(async move {
-            match tls {
-                Some(tls) => {
+            match (tls, fast) {
+                (Some(tls), fast) => {
+                    let (stream, local) = pingora_stream(tcp);
                     if let Err(e) = tls.serve(stream, local, fast.as_deref(), &shutdown).await {
                         tracing::debug!(socket = %tls.bound, error = %e, "TLS connection closed");
                     }
                 }
-                None => {
-                    let stream = match (&fast, local) {
-                        (Some(fast), Some(local)) => {
-                            fast.serve(stream, local, None, &shutdown).await
+                // The fast path reads and writes the socket itself: a Pingora stream's
+                // per-read bookkeeping (clock reads, digests) is only built for the
+                // connections handed over.
+                (None, Some(fast)) => match tcp.local_addr() {
+                    Ok(local) => {
+                        if let Some((tcp, unread)) = fast.serve(tcp, local, None, &shutdown).await {
+                            let (stream, _) = pingora_stream(tcp);
+                            serve_general(&app, stream, unread.freeze(), &shutdown).await;
                         }
-                        _ => Some((stream, Default::default())),
-                    };
-                    if let Some((stream, unread)) = stream {
-                        let stream =
-                            crate::buffered::BufferedStream::with_unread(stream, unread.freeze());
-                        app.process_new(Box::new(stream), &shutdown).await;
                     }
+                    Err(e) => tracing::debug!(error = %e, "connection gone before it was served"),
+                },
+                (None, None) => {
+                    let (stream, _) = pingora_stream(tcp);
+                    serve_general(&app, stream, Default::default(), &shutdown).await;
                 }
             }
             drop(guard);
         });
     }
+}
+
+/// Wraps an accepted socket for Pingora, with the digest its logs and `client_addr` read;
+/// returns the local address too, read once here where both paths find it.
+fn pingora_stream(tcp: TcpStream) -> (L4Stream, Option<SocketAddr>) {
+    let mut stream = L4Stream::from(tcp);
+    let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+    let local = digest.local_addr().and_then(|a| a.as_inet()).copied();
+    stream.set_socket_digest(digest);
+    (stream, local)
+}
+
+/// Pingora's general proxy for the rest of a plain-HTTP connection, reading `unread`
+/// (bytes a fast path already took from the socket) first.
+async fn serve_general<A: ServerApp + Send + Sync + 'static>(
+    app: &Arc<A>,
+    stream: L4Stream,
+    unread: bytes::Bytes,
+    shutdown: &ShutdownWatch,
+) {
+    let stream = crate::buffered::BufferedStream::with_unread(stream, unread);
+    app.process_new(Box::new(stream), shutdown).await;
 }
