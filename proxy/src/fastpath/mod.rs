@@ -480,3 +480,82 @@ impl Body {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::duplex;
+    use tokio::sync::watch;
+    use tokio::time::Instant;
+
+    fn fast_path() -> FastPath {
+        FastPath::new(Arc::new(ConfigStore::default()))
+    }
+
+    fn local() -> SocketAddr {
+        "127.0.0.1:8080".parse().unwrap()
+    }
+
+    /// Runs `serve` on one end of an in-memory connection after `client` wrote `sent`, and
+    /// returns how long it ran and whether it handed the connection over.
+    async fn serve_after(sent: &[u8], shutdown: watch::Receiver<bool>) -> (Duration, bool) {
+        let (mut client, server) = duplex(4096);
+        client.write_all(sent).await.unwrap();
+        let started = Instant::now();
+        // Bounded, so that a connection that never closes fails the test instead of hanging it.
+        let fast = fast_path();
+        let served = fast.serve(server, local(), None, &shutdown);
+        let handed_over = tokio::time::timeout(IDLE_WINDOW * 4, served)
+            .await
+            .expect("the connection closes")
+            .is_some();
+        drop(client);
+        (started.elapsed(), handed_over)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_sends_nothing_closes_after_one_idle_window() {
+        let (_stop, shutdown) = watch::channel(false);
+        let (ran, handed_over) = serve_after(b"", shutdown).await;
+        assert!(!handed_over);
+        assert!(
+            ran >= IDLE_WINDOW && ran < IDLE_WINDOW + Duration::from_secs(1),
+            "closed after {ran:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_never_completes_closes_after_one_idle_window() {
+        let (_stop, shutdown) = watch::channel(false);
+        let (ran, handed_over) = serve_after(b"GET / HTTP/1.1\r\nHost: a.example", shutdown).await;
+        assert!(!handed_over);
+        assert!(
+            ran >= IDLE_WINDOW && ran < IDLE_WINDOW + Duration::from_secs(1),
+            "closed after {ran:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_closes_an_idle_connection_at_once() {
+        let (stop, shutdown) = watch::channel(false);
+        let serving = tokio::spawn(serve_after(b"", shutdown));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(true).unwrap();
+        let (ran, handed_over) = serving.await.unwrap();
+        assert!(!handed_over);
+        assert!(ran < Duration::from_secs(2), "closed after {ran:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_on_no_fast_route_is_handed_over_with_its_bytes() {
+        let (mut client, server) = duplex(4096);
+        let request = b"GET / HTTP/1.1\r\nHost: unknown.example\r\n\r\n";
+        client.write_all(request).await.unwrap();
+        let (_stop, shutdown) = watch::channel(false);
+        let (_, unread) = fast_path()
+            .serve(server, local(), None, &shutdown)
+            .await
+            .expect("handed over");
+        assert_eq!(&unread[..], &request[..]);
+    }
+}
